@@ -1,0 +1,1 @@
+"""Numba kernels: pure array-in/array-out functions, one module per domain."""

@@ -1,0 +1,160 @@
+"""Capacity delivery: when each phase of each site is energized, path by path.
+
+For site s and phase p on one path::
+
+    E_p = max(E_{p-1}, M_s * max(D_k for the site's items and the phase's items))
+
+with D_k = F_k^-1(Phi(z_k)) each item's duration (PERT, lognormal or fixed, in
+months from the start) and M_s = exp(ln median + sigma z_M) the project overrun
+multiplier. Each z is a nested one-factor Gaussian copula::
+
+    z = sqrt(rho_op) F_{operator, kind} + sqrt(rho_campus - rho_op) F_{campus, kind}
+        + sqrt(1 - rho_campus) eps
+
+so draws of one kind are correlated rho_op across an operator's sites and
+rho_campus within a campus. With probability ``site_withdrawal`` grid power never
+comes and every phase of the site stays dark (E = +inf).
+
+Draw order per path is fixed: each operator's stream gives its four factor
+normals (overrun, construction, equipment, interconnection), then each campus's;
+each site's stream gives the overrun noise, the withdrawal uniform and one
+normal per item (site items, then each phase's items), whatever their family.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from engine.book import DIST_FIXED, DIST_LOGNORMAL, PERT_GRID_POINTS, PERT_Z_MAX
+from engine.rng import next_normal, next_uniform, seed_stream
+
+__all__ = ["energization_times"]
+
+_N_FACTOR_KINDS = 4
+_BLOCK = 256
+_DZ = 2.0 * PERT_Z_MAX / (PERT_GRID_POINTS - 1)
+
+
+@njit(cache=True, inline="always")
+def _duration(dist: int, p1: float, p2: float, row: int, tables: np.ndarray, z: float) -> float:
+    """Duration in months of one item at copula normal ``z``."""
+    if dist == DIST_FIXED:
+        return p1
+    if dist == DIST_LOGNORMAL:
+        return math.exp(p1 + p2 * z)
+    x = (z + PERT_Z_MAX) / _DZ
+    if x <= 0.0:
+        return tables[row, 0]
+    j = int(x)
+    if j >= PERT_GRID_POINTS - 1:
+        return tables[row, PERT_GRID_POINTS - 1]
+    frac = x - j
+    return tables[row, j] + frac * (tables[row, j + 1] - tables[row, j])
+
+
+@njit(cache=True, parallel=True)
+def energization_times(
+    seed: np.uint64,
+    path0: np.uint64,
+    site_operator: np.ndarray,
+    site_campus: np.ndarray,
+    site_stream: np.ndarray,
+    site_withdrawal: np.ndarray,
+    site_item_start: np.ndarray,
+    site_item_end: np.ndarray,
+    site_phase_start: np.ndarray,
+    site_phase_end: np.ndarray,
+    phase_item_start: np.ndarray,
+    phase_item_end: np.ndarray,
+    item_kind: np.ndarray,
+    item_dist: np.ndarray,
+    item_table: np.ndarray,
+    item_p1: np.ndarray,
+    item_p2: np.ndarray,
+    pert_tables: np.ndarray,
+    operator_stream: np.ndarray,
+    campus_stream: np.ndarray,
+    weight_operator: float,
+    weight_campus: float,
+    weight_own: float,
+    overrun_ln_median: float,
+    overrun_sigma_ln: float,
+    out: np.ndarray,
+) -> None:
+    """Energization time of every phase on paths ``path0 .. path0 + n - 1``.
+
+    Parameters
+    ----------
+    seed, path0 : numpy.uint64
+        Run seed and global id of the first path of this chunk.
+    site_operator ... overrun_sigma_ln
+        The fields of :class:`engine.book.CapacityArrays`, in that order.
+    out : numpy.ndarray
+        ``float64[n, P]`` written in place: months from the start of the
+        simulation until the phase is energized; ``inf`` if grid power never comes.
+    """
+    n_paths = out.shape[0]
+    n_sites = site_stream.shape[0]
+    n_operators = operator_stream.shape[0]
+    n_campuses = campus_stream.shape[0]
+    n_blocks = (n_paths + _BLOCK - 1) // _BLOCK
+    for block in prange(n_blocks):
+        state = np.empty(4, dtype=np.uint64)
+        f_operator = np.empty((n_operators, _N_FACTOR_KINDS))
+        f_campus = np.empty((n_campuses, _N_FACTOR_KINDS))
+        for i in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK)):
+            path = path0 + np.uint64(i)
+            for o in range(n_operators):
+                seed_stream(state, seed, path, operator_stream[o])
+                for k in range(_N_FACTOR_KINDS):
+                    f_operator[o, k] = next_normal(state)
+            for c in range(n_campuses):
+                seed_stream(state, seed, path, campus_stream[c])
+                for k in range(_N_FACTOR_KINDS):
+                    f_campus[c, k] = next_normal(state)
+            for s in range(n_sites):
+                seed_stream(state, seed, path, site_stream[s])
+                o = site_operator[s]
+                c = site_campus[s]
+                z = (
+                    weight_operator * f_operator[o, 0]
+                    + weight_campus * f_campus[c, 0]
+                    + weight_own * next_normal(state)
+                )
+                overrun = math.exp(overrun_ln_median + overrun_sigma_ln * z)
+                withdrawn = next_uniform(state) < site_withdrawal[s]
+                site_longest = 0.0
+                for k in range(site_item_start[s], site_item_end[s]):
+                    kind = item_kind[k]
+                    z = (
+                        weight_operator * f_operator[o, kind]
+                        + weight_campus * f_campus[c, kind]
+                        + weight_own * next_normal(state)
+                    )
+                    d = _duration(
+                        item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z
+                    )
+                    site_longest = max(site_longest, d)
+                previous = 0.0
+                for p in range(site_phase_start[s], site_phase_end[s]):
+                    longest = site_longest
+                    for k in range(phase_item_start[p], phase_item_end[p]):
+                        kind = item_kind[k]
+                        z = (
+                            weight_operator * f_operator[o, kind]
+                            + weight_campus * f_campus[c, kind]
+                            + weight_own * next_normal(state)
+                        )
+                        d = _duration(
+                            item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z
+                        )
+                        longest = max(longest, d)
+                    energized = overrun * longest
+                    if withdrawn:
+                        energized = math.inf
+                    energized = max(energized, previous)
+                    out[i, p] = energized
+                    previous = energized

@@ -1,0 +1,191 @@
+"""Reading user YAML as plain data, with one clear error per bad value.
+
+A book is data: it is parsed with PyYAML's safe loader (no tags, no object
+construction, no interpolation), duplicate keys are rejected, and each value is
+taken through a :class:`Reader` that knows the file and the dotted key, so an
+error names the file, the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.errors import InputError
+
+__all__ = ["Reader", "load_yaml"]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe loader that refuses a mapping with the same key twice."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node)
+        if key in mapping:
+            line = key_node.start_mark.line + 1
+            raise InputError(
+                f"{loader.name} (line {line})",
+                str(key),
+                "duplicate key",
+                "each key once per mapping",
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file as plain data (mappings, lists, strings, numbers, booleans).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        File to read.
+
+    Returns
+    -------
+    Any
+        The parsed document.
+
+    Raises
+    ------
+    InputError
+        If the file is not valid YAML or repeats a key.
+    """
+    text = path.read_text(encoding="utf-8")
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(
+            f"{path}{where}", "<document>", problem, "valid YAML (plain data only)"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+class Reader:
+    """Typed, range-checked access to one YAML mapping of a user file.
+
+    Parameters
+    ----------
+    data : Any
+        The mapping read from YAML.
+    source : str
+        File name, for messages.
+    key : str
+        Dotted key of this mapping (empty at the top of the file).
+    """
+
+    def __init__(self, data: Any, source: str, key: str = "") -> None:
+        self.source = source
+        self.key = key
+        if not isinstance(data, dict):
+            raise InputError(source, key or "<document>", data, "a mapping of keys to values")
+        self.data: dict[str, Any] = data
+        self._used: set[str] = set()
+
+    def _full(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def error(self, name: str, value: Any, allowed: str) -> InputError:
+        """Build the error for key ``name`` of this mapping."""
+        return InputError(self.source, self._full(name), value, allowed)
+
+    def has(self, name: str) -> bool:
+        """Whether the mapping gives ``name``."""
+        return name in self.data
+
+    def raw(self, name: str, default: Any = None, required: bool = False) -> Any:
+        """Return the raw value of ``name`` (marking it as known)."""
+        self._used.add(name)
+        if name not in self.data:
+            if required:
+                raise self.error(name, "<missing>", "a value is required")
+            return default
+        return self.data[name]
+
+    def string(self, name: str, default: str | None = None, required: bool = False) -> str:
+        """Return a non-empty string."""
+        value = self.raw(name, default, required)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(name, value, "a non-empty string")
+        return value
+
+    def number(
+        self,
+        name: str,
+        default: float | None = None,
+        *,
+        required: bool = False,
+        lo: float = -math.inf,
+        hi: float = math.inf,
+        lo_open: bool = False,
+        allowed: str | None = None,
+    ) -> float:
+        """Return a finite number within [lo, hi] (or (lo, hi] when ``lo_open``)."""
+        value = self.raw(name, default, required)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and value <= hi
+        ok = ok and (value > lo if lo_open else value >= lo)
+        if not ok:
+            bracket = "(" if lo_open else "["
+            raise self.error(name, value, allowed or f"a number in {bracket}{lo}, {hi}]")
+        return float(value)
+
+    def integer(
+        self,
+        name: str,
+        default: int | None = None,
+        *,
+        required: bool = False,
+        lo: int | None = None,
+        hi: int | None = None,
+        allowed: str | None = None,
+    ) -> int:
+        """Return an integer within [lo, hi]."""
+        value = self.raw(name, default, required)
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = ok and (lo is None or value >= lo) and (hi is None or value <= hi)
+        if not ok:
+            raise self.error(name, value, allowed or f"an integer in [{lo}, {hi}]")
+        return int(value)
+
+    def sequence(self, name: str, required: bool = False) -> Iterator[tuple[str, Any]]:
+        """Yield ``(key, item)`` for each item of a list value."""
+        value = self.raw(name, [] if not required else None, required)
+        if not isinstance(value, list) or (required and not value):
+            raise self.error(name, value, "a non-empty list" if required else "a list")
+        for index, item in enumerate(value):
+            yield f"{self._full(name)}[{index}]", item
+
+    def child(self, name: str, required: bool = False) -> Reader | None:
+        """Return a Reader for a nested mapping, or None when absent and optional."""
+        value = self.raw(name, None, required)
+        if value is None:
+            return None
+        return Reader(value, self.source, self._full(name))
+
+    def finish(self) -> None:
+        """Reject keys the schema does not know (typos must not pass silently)."""
+        unknown = sorted(set(self.data) - self._used, key=str)
+        if unknown:
+            name = unknown[0]
+            known = ", ".join(sorted(self._used))
+            raise self.error(str(name), self.data[name], f"a known key: {known}")

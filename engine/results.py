@@ -1,0 +1,157 @@
+"""Writing a run: Parquet tables and a manifest, whole or absent.
+
+Everything is written into a hidden sibling directory and renamed onto the run
+directory in one ``rename(2)`` when complete, so a run directory is either
+complete or absent. An existing non-empty run directory is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from engine.errors import InputError
+
+__all__ = ["TABLE_UNITS", "claim_run_dir", "package_versions", "write_run"]
+
+#: Units of columns whose name does not say them, stored in each file's metadata.
+TABLE_UNITS: dict[str, dict[str, str]] = {
+    "capacity_by_month": {
+        "month": "month (1 = first simulated month)",
+        "mw_online_*": "MW of critical IT load energized",
+        "gpus_online_*": "GPUs in service (installed x availability)",
+        "h100e_online_*": "H100-equivalent GPUs in service",
+        "*_mean_se": "standard error of the mean, same unit",
+    },
+    "site_energization": {
+        "it_mw": "MW of critical IT load",
+        "gpus": "GPUs installed",
+        "*_month*": "month (1 = first simulated month); null = not within the horizon",
+        "mean_delay_months": "months late vs planned, mean over paths energized in the horizon",
+        "prob_*": "probability; *_se its binomial standard error",
+    },
+}
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a run depends on."""
+    versions = {"python": platform.python_version()}
+    for name in ("neocloud-risk", "numpy", "scipy", "polars", "numba", "hydra-core", "omegaconf"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit() -> str | None:
+    """Commit of the source tree the engine runs from, if it is a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def claim_run_dir(run_dir: Path) -> None:
+    """Refuse a run directory that already holds files (never overwrite a run).
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        Target directory; it may not exist or may be empty (Hydra creates it).
+
+    Raises
+    ------
+    InputError
+        If the directory exists and is not empty.
+    """
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise InputError(
+            "command line",
+            "hydra.run.dir",
+            str(run_dir),
+            "a directory that does not exist or is empty",
+        )
+
+
+def write_run(run_dir: Path, tables: Mapping[str, pl.DataFrame], manifest: dict[str, Any]) -> Path:
+    """Write tables and manifest under a temporary name, then rename into place.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+        Final run directory (absent or empty).
+    tables : mapping of str to polars.DataFrame
+        Table name to frame; each becomes ``<name>.parquet``.
+    manifest : dict
+        Run description; the list of tables is added.
+
+    Returns
+    -------
+    pathlib.Path
+        The run directory.
+    """
+    claim_run_dir(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = run_dir.parent / f".{run_dir.name}.incomplete-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        listing = {}
+        for name, frame in tables.items():
+            units = json.dumps(TABLE_UNITS.get(name, {}))
+            frame.write_parquet(staging / f"{name}.parquet", metadata={"units": units})
+            listing[name] = {
+                "file": f"{name}.parquet",
+                "rows": frame.height,
+                "columns": {c: str(t) for c, t in frame.schema.items()},
+                "units": TABLE_UNITS.get(name, {}),
+            }
+        manifest = {**manifest, "tables": listing}
+        text = json.dumps(manifest, indent=2, sort_keys=False, default=str)
+        (staging / "manifest.json").write_text(text + "\n", encoding="utf-8")
+        if run_dir.exists():
+            run_dir.rmdir()  # empty (checked above): rename(2) needs the name free or empty
+        staging.rename(run_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def remove_if_empty(run_dir: Path, stop: Path) -> None:
+    """Remove an empty run directory and its empty parents up to ``stop``."""
+    path = run_dir
+    try:
+        stop = stop.resolve()
+        while path.resolve() != stop and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+            path = path.parent
+    except OSError:
+        pass
+
+
+def command_line() -> list[str]:
+    """Return the command line of this process, for the manifest."""
+    return [Path(sys.argv[0]).name, *sys.argv[1:]]

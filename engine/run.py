@@ -1,0 +1,228 @@
+"""One run, end to end: book -> simulation -> tables -> run directory -> summary.
+
+Plain Python orchestration; no Hydra here, so tests and sweeps call it directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from engine import __version__
+from engine.config import Settings
+from engine.resources import scenario_path
+from engine.results import command_line, git_commit, package_versions, write_run
+from engine.scenario import Book, load_book
+from engine.simulate import available_cores, simulate_capacity
+from engine.tables import capacity_by_month, site_energization
+
+__all__ = ["RunOutput", "compute_tables", "format_summary", "headline", "run_scenario"]
+
+
+@dataclass
+class RunOutput:
+    """What a run produced.
+
+    Attributes
+    ----------
+    run_dir : pathlib.Path or None
+        Where it was written (None when not written).
+    tables : dict of str to polars.DataFrame
+        The result tables by name.
+    manifest : dict
+        The run's manifest.
+    """
+
+    run_dir: Path | None
+    tables: dict[str, pl.DataFrame]
+    manifest: dict[str, Any]
+
+
+def compute_tables(
+    book: Book, settings: Settings, threads: int | None = None, chunk_sizes: list[int] | None = None
+) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
+    """Simulate a book and build its result tables (nothing is written).
+
+    Parameters
+    ----------
+    book : Book
+        The validated book.
+    settings : Settings
+        Run settings and model parameters.
+    threads : int, optional
+        Numba threads (default from the settings).
+    chunk_sizes : list of int, optional
+        Explicit chunking (default from ``run.chunk_size``).
+
+    Returns
+    -------
+    tuple
+        Tables by name, and run facts for the manifest (chunks, threads, timings).
+    """
+    started = time.perf_counter()
+    stats, scopes = simulate_capacity(book, settings, threads=threads, chunk_sizes=chunk_sizes)
+    simulated = time.perf_counter()
+    availability = settings.capacity.gpu_availability
+    tables = {
+        "capacity_by_month": capacity_by_month(stats, scopes, availability),
+        "site_energization": site_energization(stats, book),
+    }
+    if stats.kept_months is not None:
+        tables["paths_energization"] = _paths_table(stats.kept_months, book)
+    done = time.perf_counter()
+    exact = {
+        f"{scopes.kind[s]}:{scopes.name[s]}": [bool(x) for x in scopes.exact[s]]
+        for s in range(len(scopes.kind))
+    }
+    facts = {
+        "chunks": stats.chunks,
+        "threads": threads,
+        "quantiles_exact_mw_gpus_h100e": exact,
+        "timings_s": {"simulate": simulated - started, "tables": done - simulated},
+    }
+    return tables, facts
+
+
+def _paths_table(months: Any, book: Book) -> pl.DataFrame:
+    labels = [f"{s.id}#{k}" for s in book.sites for k in range(1, len(s.phases) + 1)]
+    return (
+        pl.DataFrame(
+            {f"{label}_energization_month": months[:, j] for j, label in enumerate(labels)}
+        )
+        .with_row_index("path")
+        .with_columns(pl.col("path").cast(pl.Int64))
+    )
+
+
+def headline(tables: dict[str, pl.DataFrame], settings: Settings) -> dict[str, float]:
+    """Return the figures an analyst reads first, as a flat mapping (also used by sweeps).
+
+    Parameters
+    ----------
+    tables : dict of str to polars.DataFrame
+        Result tables of a run.
+    settings : Settings
+        Its settings (summary months, horizon).
+
+    Returns
+    -------
+    dict of str to float
+        Total MW online (mean, P10, P50) at each summary month, the MW-weighted
+        probability of on-time energization and the MW not energized in the horizon.
+    """
+    cap = tables["capacity_by_month"].filter(pl.col("scope_type") == "total")
+    out: dict[str, float] = {}
+    for month in settings.output.summary_months:
+        if month > settings.run.horizon_months:
+            continue
+        row = cap.filter(pl.col("month") == month).row(0, named=True)
+        for stat in ("mean", "p10", "p50"):
+            out[f"total_mw_online_{stat}_m{month}"] = float(row[f"mw_online_{stat}"])
+    sites = tables["site_energization"]
+    mw = sites["it_mw"].sum()
+    out["mw_weighted_prob_on_time"] = float((sites["it_mw"] * sites["prob_on_time"]).sum() / mw)
+    out["expected_mw_not_energized"] = float((sites["it_mw"] * sites["prob_not_energized"]).sum())
+    return out
+
+
+def format_summary(tables: dict[str, pl.DataFrame], settings: Settings, book: Book) -> str:
+    """Plain-text summary printed after a run."""
+    months = [m for m in settings.output.summary_months if m <= settings.run.horizon_months]
+    cap = tables["capacity_by_month"].filter(pl.col("scope_type").is_in(["total", "operator"]))
+    lines = [
+        f"scenario {book.name}: {settings.run.n_paths:,} paths x "
+        f"{settings.run.horizon_months} months, seed {settings.run.seed}",
+        "",
+        "IT MW online, P50 [P10, P90] (mean):",
+        f"  {'scope':<22}" + "".join(f"{'month ' + str(m):>24}" for m in months),
+    ]
+    for scope in cap["scope"].unique(maintain_order=True):
+        rows = cap.filter(pl.col("scope") == scope)
+        cells = []
+        for m in months:
+            r = rows.filter(pl.col("month") == m).row(0, named=True)
+            cells.append(
+                f"{r['mw_online_p50']:.0f} [{r['mw_online_p10']:.0f}, {r['mw_online_p90']:.0f}] "
+                f"({r['mw_online_mean']:.1f})"
+            )
+        lines.append(f"  {scope:<22}" + "".join(f"{c:>24}" for c in cells))
+    lines += [
+        "",
+        "Energization by site phase (months):",
+        f"  {'site#phase':<16}{'planned':>8}{'P(on time)':>12}{'P50':>6}{'P80':>6}"
+        f"{'P90':>6}{'P(never)':>10}",
+    ]
+    for r in tables["site_energization"].iter_rows(named=True):
+
+        def cell(value: int | None) -> str:
+            return f"{value:>6}" if value is not None else f"{'>T':>6}"
+
+        lines.append(
+            f"  {r['site'] + '#' + str(r['phase']):<16}{r['planned_month']:>8}"
+            f"{r['prob_on_time']:>12.3f}{cell(r['p50_energization_month'])}"
+            f"{cell(r['p80_energization_month'])}{cell(r['p90_energization_month'])}"
+            f"{r['prob_not_energized']:>10.3f}"
+        )
+    return "\n".join(lines)
+
+
+def run_scenario(
+    settings: Settings,
+    run_dir: Path,
+    *,
+    threads: int | None = None,
+    resolved_config: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> RunOutput:
+    """Load the book, simulate, build tables and write the run directory atomically.
+
+    Parameters
+    ----------
+    settings : Settings
+        Validated settings.
+    run_dir : pathlib.Path
+        Final run directory (absent or empty).
+    threads : int, optional
+        Numba threads for this run (default from the settings).
+    resolved_config : dict, optional
+        The composed config, recorded in the manifest.
+    extra : dict, optional
+        More manifest fields (overrides, job number).
+
+    Returns
+    -------
+    RunOutput
+        Tables, manifest and the run directory.
+    """
+    started = dt.datetime.now(dt.UTC)
+    book = load_book(settings.scenario)
+    n_threads = threads if threads is not None else (settings.run.threads or available_cores())
+    tables, facts = compute_tables(book, settings, threads=n_threads)
+    manifest: dict[str, Any] = {
+        "engine": "neocloud-risk",
+        "engine_version": __version__,
+        "created_utc": started.isoformat(timespec="seconds"),
+        "command": command_line(),
+        "scenario": book.name,
+        "scenario_file": str(scenario_path(settings.scenario)),
+        "seed": settings.run.seed,
+        "n_paths": settings.run.n_paths,
+        "horizon_months": settings.run.horizon_months,
+        "cores": available_cores(),
+        **facts,
+        "threads": n_threads,
+        "quantile_definition": "inverted empirical CDF (Hyndman-Fan type 1)",
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "config": resolved_config or dataclasses.asdict(settings),
+        "headline": headline(tables, settings),
+        **(extra or {}),
+    }
+    write_run(run_dir, tables, manifest)
+    return RunOutput(run_dir, tables, manifest)
