@@ -100,7 +100,7 @@ def _check_override(override: Override, multirun: bool) -> None:
         raise InputError(_source(text), key, text, "KEY=VALUE for a key the config already has")
     if override.is_sweep_override() and not multirun:
         raise InputError(
-            _source(text), key, override.value(), "a single value (add -m to sweep over several)"
+            _source(text), key, text.split("=", 1)[-1], "a single value (add -m to sweep over several)"
         )
     values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
     if key in GROUPS:
@@ -131,8 +131,9 @@ def expand_sweep(parsed: Sequence[Override]) -> list[list[str]]:
 
 def _origin(path: str, overrides: Sequence[str], choices: dict[str, str]) -> str:
     """File or override a dotted key's value came from."""
+    bare = path.split("[", 1)[0]
     for text in overrides:
-        if text.split("=", 1)[0].lstrip("+~") == path:
+        if text.split("=", 1)[0].lstrip("+~") in (path, bare):
             return _source(text)
     group = path.split(".", 1)[0]
     if group in GROUPS:
@@ -222,7 +223,12 @@ def validate_command_line(overrides: Sequence[str], multirun: bool) -> list[list
                     if o.split("=", 1)[0] in GROUPS
                 }
                 settings = to_settings(cfg, combo, choices)
-                load_book(settings.scenario)
+                try:
+                    load_book(settings.scenario)
+                except InputError as exc:
+                    if exc.key != "scenario":
+                        raise
+                    raise exc.with_source(_origin("scenario", combo, choices)) from None
     finally:
         GlobalHydra.instance().clear()
     return combos

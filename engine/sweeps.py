@@ -23,6 +23,12 @@ __all__ = ["collect", "collect_main", "format_sweep"]
 
 STATUS = pl.Enum(["ok", "failed", "missing"])
 _FAILED_DIR = ".failed"
+_SHOWN_FIGURES = (
+    "total_mw_online_p50_m24",
+    "total_mw_online_mean_m24",
+    "mw_weighted_prob_on_time",
+    "expected_mw_not_energized",
+)
 
 
 def _key_values(overrides: list[str]) -> dict[str, str]:
@@ -119,10 +125,17 @@ def collect(sweep_dir: Path) -> pl.DataFrame:
 
 
 def format_sweep(table: pl.DataFrame, sweep_dir: Path) -> str:
-    """Plain-text view of a sweep summary."""
+    """Plain-text view of a sweep summary: swept values and a few headline figures."""
     failed = table.filter(pl.col("status") != "ok")
-    shown = table.drop("run_dir", "error")
-    with pl.Config(tbl_rows=50, tbl_cols=12, tbl_hide_dataframe_shape=True, fmt_str_lengths=40):
+    fixed = {"job", "status", "run_dir", "error"}
+    params = [
+        c
+        for c, t in table.schema.items()
+        if c not in fixed and t == pl.String and table[c].n_unique() > 1
+    ]
+    figures = [c for c in _SHOWN_FIGURES if c in table.columns]
+    shown = table.select("job", "status", *params, *figures)
+    with pl.Config(tbl_rows=50, tbl_hide_dataframe_shape=True, tbl_width_chars=160):
         lines = [f"sweep {sweep_dir}: {table.height} jobs, {failed.height} not ok", str(shown)]
     for row in failed.iter_rows(named=True):
         lines.append(f"  job {row['job']} {row['status']}: {row['error']}")
