@@ -100,7 +100,10 @@ def _check_override(override: Override, multirun: bool) -> None:
         raise InputError(_source(text), key, text, "KEY=VALUE for a key the config already has")
     if override.is_sweep_override() and not multirun:
         raise InputError(
-            _source(text), key, text.split("=", 1)[-1], "a single value (add -m to sweep over several)"
+            _source(text),
+            key,
+            text.split("=", 1)[-1],
+            "a single value (add -m to sweep over several)",
         )
     values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
     if key in GROUPS:
