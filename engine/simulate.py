@@ -55,8 +55,9 @@ class Scopes:
         CSR list of the phases of each scope.
     phase_amount : numpy.ndarray
         ``int64[P, 3]`` IT kW, GPUs and milli-H100e added by each phase.
-    bin_width, bin_offset : numpy.ndarray
-        ``int64[n_scopes, 3]`` bin width in base units and first bin of each scope.
+    bin_width, bin_offset, bin_count : numpy.ndarray
+        ``int64[n_scopes, 3]`` bin width in base units, first bin in the flat bin
+        axis, and number of bins of each scope and measure.
     n_bins : int
         Bins in all.
     exact : numpy.ndarray
@@ -72,6 +73,7 @@ class Scopes:
     phase_amount: np.ndarray
     bin_width: np.ndarray
     bin_offset: np.ndarray
+    bin_count: np.ndarray
     n_bins: int
     exact: np.ndarray
 
@@ -125,6 +127,7 @@ def build_scopes(book: Book, max_bins: int) -> Scopes:
     n_scopes = len(members)
     width = np.ones((n_scopes, N_MEASURES), dtype=np.int64)
     offset = np.zeros((n_scopes, N_MEASURES), dtype=np.int64)
+    count = np.zeros((n_scopes, N_MEASURES), dtype=np.int64)
     exact = np.ones((n_scopes, N_MEASURES), dtype=bool)
     n_bins = 0
     for s, phases in enumerate(members):
@@ -137,10 +140,13 @@ def build_scopes(book: Book, max_bins: int) -> Scopes:
                 exact[s, m] = False
             width[s, m] = step
             offset[s, m] = n_bins
+            count[s, m] = total // step + 1
             n_bins += total // step + 1
     starts = np.cumsum([0] + [len(m) for m in members]).astype(np.int64)
     index = np.array([p for m in members for p in m], dtype=np.int64)
-    return Scopes(kind, name, operator, starts, index, phase_amount, width, offset, n_bins, exact)
+    return Scopes(
+        kind, name, operator, starts, index, phase_amount, width, offset, count, n_bins, exact
+    )
 
 
 @dataclass

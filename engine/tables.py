@@ -95,16 +95,7 @@ def capacity_by_month(
             scale = 1.0 / MEASURE_SCALE[m] * (1.0 if m == 0 else gpu_availability)
             width = int(scopes.bin_width[s, m])
             first = int(scopes.bin_offset[s, m])
-            last = (
-                first
-                + int(
-                    scopes.phase_amount[
-                        scopes.phase_index[scopes.phase_start[s] : scopes.phase_start[s + 1]], m
-                    ].sum()
-                )
-                // width
-                + 1
-            )
+            last = first + int(scopes.bin_count[s, m])
             counts = stats.value_counts[first:last, 1 : horizon + 1]
             values = np.arange(last - first, dtype=np.float64) * width * scale
             mean = stats.value_sums[s, m, 1 : horizon + 1] / n * scale
