@@ -73,7 +73,6 @@ def _task(cfg: DictConfig) -> None:
     from engine.overrides import to_settings
     from engine.results import remove_if_empty
     from engine.run import format_summary, run_scenario
-    from engine.scenario import load_book
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -105,7 +104,7 @@ def _task(cfg: DictConfig) -> None:
             _report(exc)
             sys.exit(2)
         raise
-    print(format_summary(output.tables, settings, load_book(settings.scenario)))
+    print(format_summary(output.tables, settings, output.book))
     print(f"\nresults: {run_dir}")
 
 
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     sweep_dir: Path | None = None
     if not informational:
         try:
-            validate_command_line(overrides, multirun)
+            jobs = validate_command_line(overrides, multirun)
         except InputError as exc:
             _report(exc)
             sys.exit(2)
@@ -140,10 +139,7 @@ def main(argv: list[str] | None = None) -> None:
             if given:
                 sweep_dir = Path(given[-1].split("=", 1)[1].strip("'\""))
             else:
-                root = next(
-                    (o.split("=", 1)[1] for o in overrides if o.startswith("paths.results_dir=")),
-                    "results",
-                )
+                root = jobs[0].paths.results_dir
                 stamp = dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S_%f")
                 sweep_dir = Path(root) / "multirun" / stamp
                 args.append(f"hydra.sweep.dir='{sweep_dir}'")

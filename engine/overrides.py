@@ -184,7 +184,7 @@ def to_settings(
     return settings
 
 
-def validate_command_line(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
+def validate_command_line(overrides: Sequence[str], multirun: bool) -> list[Settings]:
     """Validate overrides and every run they describe (config and book).
 
     Parameters
@@ -196,8 +196,8 @@ def validate_command_line(overrides: Sequence[str], multirun: bool) -> list[list
 
     Returns
     -------
-    list of list of str
-        The override list of every job, in Hydra's order.
+    list of Settings
+        The validated settings of every job (the first 512 of a larger sweep).
 
     Raises
     ------
@@ -209,6 +209,7 @@ def validate_command_line(overrides: Sequence[str], multirun: bool) -> list[list
     for override in parsed:
         _check_override(override, multirun)
     combos = expand_sweep(parsed)
+    checked: list[Settings] = []
     register_schemas()
     GlobalHydra.instance().clear()
     try:
@@ -232,6 +233,7 @@ def validate_command_line(overrides: Sequence[str], multirun: bool) -> list[list
                     if exc.key != "scenario":
                         raise
                     raise exc.with_source(_origin("scenario", combo, choices)) from None
+                checked.append(settings)
     finally:
         GlobalHydra.instance().clear()
-    return combos
+    return checked

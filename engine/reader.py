@@ -8,6 +8,7 @@ error names the file, the key, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,19 +26,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # ``<<: *anchor`` merges; explicit keys may override merged ones
         key = loader.construct_object(key_node)
-        if key in mapping:
+        if key in seen:
             line = key_node.start_mark.line + 1
             raise InputError(
                 f"{loader.name} (line {line})",
                 str(key),
-                "duplicate key",
+                f"{key} (given twice in one mapping)",
                 "each key once per mapping",
             )
-        mapping[key] = loader.construct_object(value_node, deep=True)
-    return mapping
+        seen.add(key)
+    loader.flatten_mapping(node)
+    return {
+        loader.construct_object(k, deep=True): loader.construct_object(v, deep=True)
+        for k, v in node.value
+    }
 
 
 _UniqueKeyLoader.add_constructor(
@@ -117,7 +124,9 @@ class Reader:
         self._used.add(name)
         if name not in self.data:
             if required:
-                raise self.error(name, "<missing>", "a value is required")
+                close = difflib.get_close_matches(name, [str(k) for k in self.data], n=1)
+                hint = f" (is '{close[0]}' a misspelling of it?)" if close else ""
+                raise self.error(name, "<missing>", f"a value is required{hint}")
             return default
         return self.data[name]
 

@@ -37,11 +37,14 @@ class RunOutput:
         The result tables by name.
     manifest : dict
         The run's manifest.
+    book : Book
+        The book that was simulated.
     """
 
     run_dir: Path | None
     tables: dict[str, pl.DataFrame]
     manifest: dict[str, Any]
+    book: Book
 
 
 def compute_tables(
@@ -124,10 +127,11 @@ def headline(tables: dict[str, pl.DataFrame], settings: Settings) -> dict[str, f
         row = cap.filter(pl.col("month") == month).row(0, named=True)
         for stat in ("mean", "p10", "p50"):
             out[f"total_mw_online_{stat}_m{month}"] = float(row[f"mw_online_{stat}"])
-    sites = tables["site_energization"]
-    mw = sites["it_mw"].sum()
+    sites = tables["site_energization"].filter(pl.col("prob_on_time").is_not_null())
+    mw = max(sites["it_mw"].sum(), 1e-12)
     out["mw_weighted_prob_on_time"] = float((sites["it_mw"] * sites["prob_on_time"]).sum() / mw)
-    out["expected_mw_not_energized"] = float((sites["it_mw"] * sites["prob_not_energized"]).sum())
+    every = tables["site_energization"]
+    out["expected_mw_not_energized"] = float((every["it_mw"] * every["prob_not_energized"]).sum())
     return out
 
 
@@ -163,9 +167,12 @@ def format_summary(tables: dict[str, pl.DataFrame], settings: Settings, book: Bo
         def cell(value: int | None) -> str:
             return f"{value:>6}" if value is not None else f"{'>T':>6}"
 
+        def on_time(value: float | None) -> str:
+            return f"{value:>12.3f}" if value is not None else f"{'n/a':>12}"
+
         lines.append(
             f"  {r['site'] + '#' + str(r['phase']):<16}{r['planned_month']:>8}"
-            f"{r['prob_on_time']:>12.3f}{cell(r['p50_energization_month'])}"
+            f"{on_time(r['prob_on_time'])}{cell(r['p50_energization_month'])}"
             f"{cell(r['p80_energization_month'])}{cell(r['p90_energization_month'])}"
             f"{r['prob_not_energized']:>10.3f}"
         )
@@ -225,4 +232,4 @@ def run_scenario(
         **(extra or {}),
     }
     write_run(run_dir, tables, manifest)
-    return RunOutput(run_dir, tables, manifest)
+    return RunOutput(run_dir, tables, manifest, book)

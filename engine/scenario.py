@@ -366,6 +366,13 @@ def parse_book(data: Any, source: str) -> Book:
                     "phases energize in order",
                 )
             derived = math.floor(it_mw * 1000.0 / generation.it_kw_per_gpu + 1e-9)
+            if derived < 1 and not p.has("gpus"):
+                raise p.error(
+                    "it_mw",
+                    it_mw,
+                    f"at least one GPU's load ({generation.it_kw_per_gpu} kW of "
+                    f"{generation.id}), or give gpus explicitly",
+                )
             gpus = p.integer("gpus", derived, lo=1, hi=10_000_000)
             phases.append(Phase(it_mw, planned, gpus, _schedule(p, "schedule", names)))
             p.finish()

@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.book import CapacityArrays, lower_capacity
 from engine.config import Settings
+from engine.errors import InputError
 from engine.kernels.aggregate import N_MEASURES, capacity_counts
 from engine.kernels.capacity import energization_times
 from engine.scenario import Book
@@ -244,6 +245,14 @@ def simulate_capacity(
             else None
         ),
     )
+    largest = int(scopes.phase_amount.sum(axis=0).max()) if n_phases else 0
+    if largest * run.n_paths >= 2**63:
+        raise InputError(
+            "command line",
+            "run.n_paths",
+            run.n_paths,
+            f"at most {(2**63 - 1) // largest:,} paths for this book (exact integer sums)",
+        )
     kernel_args = [getattr(arrays, f.name) for f in dataclasses.fields(arrays)]
     plan = _chunk_plan(run.n_paths, run.chunk_size, chunk_sizes)
     stats.chunks = plan

@@ -31,9 +31,17 @@ _SHOWN_FIGURES = (
 )
 
 
+def _canonical(value: Any) -> str:
+    """One spelling per value: ``false``/``False`` -> ``false``, ``0.20`` -> ``0.2``."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _key_values(overrides: list[str]) -> dict[str, str]:
-    pairs = (o.split("=", 1) for o in overrides if "=" in o)
-    return {k.lstrip("+~"): v for k, v in pairs if not k.lstrip("+~").startswith("hydra")}
+    """Override ``key=value`` strings as key -> canonical value (Hydra keys left out)."""
+    from engine.overrides import parse_overrides
+
+    app = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    return {o.key_or_group: _canonical(o.value()) for o in parse_overrides(app)}
 
 
 def _planned(sweep_dir: Path) -> list[dict[str, str]]:

@@ -176,6 +176,7 @@ def site_energization(stats: CapacityStats, book: Book) -> pl.DataFrame:
     late = np.maximum(month_index[None, : horizon + 1] - planned_arr[:, None], 0)
     delay_sum = (counts[:, : horizon + 1] * late).sum(axis=1)
     p_on_time = on_time / n
+    beyond = planned_arr > horizon
     p_never = (n - energized) / n
     p_withdrawn = stats.withdrawn / n
     out: dict[str, pl.Series] = {
@@ -188,8 +189,11 @@ def site_energization(stats: CapacityStats, book: Book) -> pl.DataFrame:
         "it_mw": pl.Series(rows["it_mw"], dtype=pl.Float64),
         "gpus": pl.Series(rows["gpus"], dtype=pl.Int64),
         "planned_month": pl.Series(rows["planned_month"], dtype=pl.Int32),
-        "prob_on_time": pl.Series(p_on_time, dtype=pl.Float64),
-        "prob_on_time_se": pl.Series(_prob_se(p_on_time, n), dtype=pl.Float64),
+        # on time cannot be judged when the plan lies beyond the simulated horizon
+        "prob_on_time": pl.Series(np.where(beyond, np.nan, p_on_time), dtype=pl.Float64),
+        "prob_on_time_se": pl.Series(
+            np.where(beyond, np.nan, _prob_se(p_on_time, n)), dtype=pl.Float64
+        ),
     }
 
     def month_or_null(index: np.ndarray) -> pl.Series:
@@ -208,4 +212,6 @@ def site_energization(stats: CapacityStats, book: Book) -> pl.DataFrame:
     out["prob_not_energized_se"] = pl.Series(_prob_se(p_never, n), dtype=pl.Float64)
     out["prob_grid_withdrawn"] = pl.Series(p_withdrawn, dtype=pl.Float64)
     out["prob_grid_withdrawn_se"] = pl.Series(_prob_se(p_withdrawn, n), dtype=pl.Float64)
-    return pl.DataFrame(out).with_columns(pl.col("mean_delay_months").fill_nan(None))
+    return pl.DataFrame(out).with_columns(
+        pl.col("mean_delay_months", "prob_on_time", "prob_on_time_se").fill_nan(None)
+    )

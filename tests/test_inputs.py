@@ -218,7 +218,7 @@ def test_duplicate_yaml_key_is_rejected(tmp_path: Path) -> None:
     text = (scenarios_dir() / "reference.yaml").read_text()
     book = tmp_path / "dup.yaml"
     book.write_text(text.replace("name: reference\n", "name: reference\nname: again\n", 1))
-    assert_rejected(ncrisk([f"scenario={book}"], tmp_path), tmp_path, "duplicate key", "name")
+    assert_rejected(ncrisk([f"scenario={book}"], tmp_path), tmp_path, "given twice", "name", "line 5")
 
 
 def test_yaml_tags_cannot_run_code(tmp_path: Path) -> None:
@@ -236,3 +236,35 @@ def test_target_key_in_a_book_is_just_an_unknown_key(tmp_path: Path) -> None:
     book = write_book(tmp_path, set_value(["_target_"], "os.system"))
     done = ncrisk([f"scenario={book}"], tmp_path)
     assert_rejected(done, tmp_path, "_target_", "a known key")
+
+
+def test_misspelled_required_key_is_pointed_out(tmp_path: Path) -> None:
+    def edit(book: dict[str, Any]) -> None:
+        phase = book["sites"][0]["phases"][0]
+        phase["it_mv"] = phase.pop("it_mw")
+
+    done = ncrisk([f"scenario={write_book(tmp_path, edit)}"], tmp_path)
+    assert_rejected(done, tmp_path, "sites[0].phases[0].it_mw", "<missing>", "'it_mv'")
+
+
+def test_phase_too_small_for_one_gpu_names_its_mw(tmp_path: Path) -> None:
+    book = write_book(tmp_path, set_value(["sites", 0, "phases", 0, "it_mw"], 0.001))
+    done = ncrisk([f"scenario={book}"], tmp_path)
+    assert_rejected(done, tmp_path, "sites[0].phases[0].it_mw", "0.001", "at least one GPU")
+
+
+def test_yaml_anchors_and_merge_keys_are_plain_data(tmp_path: Path) -> None:
+    """``<<: *anchor`` merges and explicit keys override merged ones; the run goes through."""
+    from engine.scenario import load_book
+
+    text = (scenarios_dir() / "reference.yaml").read_text()
+    text = text.replace(
+        "  - id: horizon_h2\n    operator: horizon_cloud\n    region: ercot_west\n",
+        "  - &hall\n    id: horizon_h2\n    operator: horizon_cloud\n    region: ercot_west\n",
+    )
+    text += "  - <<: *hall\n    id: horizon_h5\n    pue: 1.3\n"
+    path = tmp_path / "merged.yaml"
+    path.write_text(text)
+    book = load_book(str(path))
+    h2, h5 = book.sites[1], book.sites[-1]
+    assert (h5.id, h5.pue, h5.phases) == ("horizon_h5", 1.3, h2.phases)
