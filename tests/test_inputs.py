@@ -218,7 +218,9 @@ def test_duplicate_yaml_key_is_rejected(tmp_path: Path) -> None:
     text = (scenarios_dir() / "reference.yaml").read_text()
     book = tmp_path / "dup.yaml"
     book.write_text(text.replace("name: reference\n", "name: reference\nname: again\n", 1))
-    assert_rejected(ncrisk([f"scenario={book}"], tmp_path), tmp_path, "given twice", "name", "line 5")
+    assert_rejected(
+        ncrisk([f"scenario={book}"], tmp_path), tmp_path, "given twice", "name", "line 5"
+    )
 
 
 def test_yaml_tags_cannot_run_code(tmp_path: Path) -> None:
