@@ -7,6 +7,7 @@ here draws a random number; everything here is exact and cheap.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ PERT_Z_MAX = 8.0
 PERT_GRID_POINTS = 4097
 
 
+@functools.lru_cache(maxsize=256)
 def pert_quantile_table(lo: float, mode: float, hi: float) -> np.ndarray:
     """Quantiles of PERT(lo, mode, hi) at the normal scores of the z grid.
 
@@ -59,8 +61,13 @@ def pert_quantile_table(lo: float, mode: float, hi: float) -> np.ndarray:
     z = np.linspace(-PERT_Z_MAX, PERT_Z_MAX, PERT_GRID_POINTS)
     dist = stats.beta(alpha, beta)
     lower = z <= 0
-    unit = np.where(lower, dist.ppf(stats.norm.cdf(z)), dist.isf(stats.norm.sf(z)))
-    return lo + (hi - lo) * np.clip(unit, 0.0, 1.0)
+    unit = np.empty_like(z)
+    # each tail from its own side: ppf(cdf) below the median, isf(sf) above it
+    unit[lower] = dist.ppf(stats.norm.cdf(z[lower]))
+    unit[~lower] = dist.isf(stats.norm.sf(z[~lower]))
+    table = lo + (hi - lo) * np.clip(unit, 0.0, 1.0)
+    table.flags.writeable = False
+    return table
 
 
 @dataclass(frozen=True)

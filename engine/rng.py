@@ -93,7 +93,7 @@ def splitmix64(x: np.uint64) -> np.uint64:
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def seed_stream(state: np.ndarray, seed: np.uint64, path: np.uint64, stream: np.uint64) -> None:
     """Fill ``state`` with the xoshiro256** state of one (seed, path, stream).
 
@@ -182,7 +182,7 @@ def _normal_tail(state: np.ndarray, negative: bool) -> float:
     return _ZIG_R - x
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def next_normal(state: np.ndarray) -> float:
     """Return a standard normal draw (128-layer ziggurat, Doornik 2005).
 

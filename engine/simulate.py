@@ -23,7 +23,7 @@ import numpy as np
 from engine.book import CapacityArrays, lower_capacity
 from engine.config import Settings
 from engine.errors import InputError
-from engine.kernels.aggregate import N_MEASURES, capacity_counts
+from engine.kernels.aggregate import N_MEASURES, capacity_counts, phase_chain_counts
 from engine.kernels.capacity import energization_times
 from engine.scenario import Book
 
@@ -64,6 +64,17 @@ class Scopes:
     exact : numpy.ndarray
         ``bool[n_scopes, 3]`` whether every reachable value sits on the bin lattice
         (then quantiles are exact; otherwise within one bin width).
+    per_path : numpy.ndarray
+        ``bool[n_scopes]`` scopes spanning several sites, whose histograms need a
+        pass per path; a site's follow from its phases' energization months.
+    state_offset : numpy.ndarray
+        ``int64[n_scopes]`` first state of a scope counted by state (phases
+        energized at each of its sites), -1 if counted by value bins.
+    entry_state_step : numpy.ndarray
+        ``int64[len(phase_index)]`` rise of the scope's state code when the phase
+        of that entry is energized (the stride of the phase's site).
+    state_bin : numpy.ndarray
+        ``int64[n_states, 3]`` flat value bin of each state and measure.
     """
 
     kind: list[str]
@@ -77,9 +88,22 @@ class Scopes:
     bin_count: np.ndarray
     n_bins: int
     exact: np.ndarray
+    per_path: np.ndarray
+    state_offset: np.ndarray
+    entry_state_step: np.ndarray
+    state_bin: np.ndarray
+
+    @property
+    def n_states(self) -> int:
+        """States in all (rows of the state histogram)."""
+        return int(self.state_bin.shape[0])
 
 
-def build_scopes(book: Book, max_bins: int) -> Scopes:
+#: Largest number of states of a scope counted by state rather than by value bins.
+MAX_SCOPE_STATES = 4096
+
+
+def build_scopes(book: Book, max_bins: int, max_states: int = MAX_SCOPE_STATES) -> Scopes:
     """Build the reporting scopes of a book and choose their value bins.
 
     Parameters
@@ -88,6 +112,9 @@ def build_scopes(book: Book, max_bins: int) -> Scopes:
         The validated book.
     max_bins : int
         Upper bound of bins per scope and measure.
+    max_states : int
+        Largest scope counted per path by state (see :func:`_state_coding`);
+        larger ones are counted by value bins. Either gives the same counts.
 
     Returns
     -------
@@ -145,9 +172,78 @@ def build_scopes(book: Book, max_bins: int) -> Scopes:
             n_bins += total // step + 1
     starts = np.cumsum([0] + [len(m) for m in members]).astype(np.int64)
     index = np.array([p for m in members for p in m], dtype=np.int64)
-    return Scopes(
-        kind, name, operator, starts, index, phase_amount, width, offset, count, n_bins, exact
+    per_path = np.array([k != "site" for k in kind], dtype=np.bool_)
+    state_offset, entry_step, state_bin = _state_coding(
+        members, per_path, site_phases, phase_amount, width, offset, max_states
     )
+    return Scopes(
+        kind,
+        name,
+        operator,
+        starts,
+        index,
+        phase_amount,
+        width,
+        offset,
+        count,
+        n_bins,
+        exact,
+        per_path,
+        state_offset,
+        entry_step,
+        state_bin,
+    )
+
+
+def _state_coding(
+    members: list[list[int]],
+    per_path: np.ndarray,
+    site_phases: list[list[int]],
+    phase_amount: np.ndarray,
+    bin_width: np.ndarray,
+    bin_offset: np.ndarray,
+    max_states: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mixed-radix state codes of the per-path scopes small enough to count by state.
+
+    A scope's state is the number of phases energized at each of its sites; the
+    site's digit has radix (its phases + 1) and rises by one, in the site's
+    stride, as each phase is energized. A scope with more than ``max_states``
+    states is counted by value bins instead.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``state_offset[n_scopes]``, ``entry_state_step[len(phase_index)]`` and
+        ``state_bin[n_states, 3]``.
+    """
+    site_of = {p: s for s, phases in enumerate(site_phases) for p in phases}
+    state_offset = np.full(len(members), -1, dtype=np.int64)
+    steps: list[int] = []
+    bins: list[np.ndarray] = []
+    n_states = 0
+    for s, phases in enumerate(members):
+        sites = sorted({site_of[p] for p in phases})
+        radix = [sum(1 for p in phases if site_of[p] == t) + 1 for t in sites]
+        size = math.prod(radix)
+        if not per_path[s] or size > max_states:
+            steps.extend(0 for _ in phases)
+            continue
+        stride = {t: math.prod(radix[:k]) for k, t in enumerate(sites)}
+        steps.extend(stride[site_of[p]] for p in phases)
+        # value of every state: each site's digit k counts its first k phases
+        value = np.zeros((size, N_MEASURES), dtype=np.int64)
+        code = np.arange(size)
+        for t, r in zip(sites, radix, strict=True):
+            digit = code // stride[t] % r
+            own = [p for p in phases if site_of[p] == t]
+            prefix = np.vstack([np.zeros(N_MEASURES, dtype=np.int64), phase_amount[own]])
+            value += np.cumsum(prefix, axis=0)[digit]
+        bins.append(value // bin_width[s] + bin_offset[s])
+        state_offset[s] = n_states
+        n_states += size
+    state_bin = np.vstack(bins) if bins else np.zeros((0, N_MEASURES), dtype=np.int64)
+    return state_offset, np.array(steps, dtype=np.int64), state_bin.astype(np.int64)
 
 
 @dataclass
@@ -168,6 +264,9 @@ class CapacityStats:
         ``int64[n_bins, T + 2]`` paths by value bin and month (after :meth:`finish`).
     value_sums : numpy.ndarray
         ``int64[n_scopes, 3, T + 2]`` summed values by month (after :meth:`finish`).
+    state_counts : numpy.ndarray
+        ``int64[n_states, T + 2]`` month-to-month changes of the paths by state
+        of the state-coded scopes (folded into ``value_counts`` by :meth:`finish`).
     kept_months : numpy.ndarray or None
         ``int16[n_paths, P]`` energization month per path when asked to keep paths.
     """
@@ -178,11 +277,33 @@ class CapacityStats:
     withdrawn: np.ndarray
     value_counts: np.ndarray
     value_sums: np.ndarray
+    state_counts: np.ndarray
     kept_months: np.ndarray | None = None
     chunks: list[int] = field(default_factory=list)
 
-    def finish(self) -> None:
-        """Turn month-to-month changes into levels (cumulative sum over months)."""
+    def finish(self, scopes: Scopes) -> None:
+        """Complete the counts from the phases' months and turn changes into levels.
+
+        Parameters
+        ----------
+        scopes : Scopes
+            The scopes the statistics were counted for.
+        """
+        phase_chain_counts(
+            self.n_paths,
+            self.horizon,
+            scopes.phase_start,
+            scopes.phase_index,
+            scopes.per_path,
+            scopes.phase_amount,
+            scopes.bin_width,
+            scopes.bin_offset,
+            self.phase_months,
+            self.value_counts,
+            self.value_sums,
+        )
+        for m in range(N_MEASURES):
+            np.add.at(self.value_counts, scopes.state_bin[:, m], self.state_counts)
         np.cumsum(self.value_counts, axis=1, out=self.value_counts)
         np.cumsum(self.value_sums, axis=2, out=self.value_sums)
 
@@ -239,6 +360,7 @@ def simulate_capacity(
         withdrawn=np.zeros(n_phases, dtype=np.int64),
         value_counts=np.zeros((scopes.n_bins, horizon + 2), dtype=np.int64),
         value_sums=np.zeros((len(scopes.kind), N_MEASURES, horizon + 2), dtype=np.int64),
+        state_counts=np.zeros((scopes.n_states, horizon + 2), dtype=np.int64),
         kept_months=(
             np.empty((run.n_paths, n_phases), dtype=np.int16)
             if settings.output.keep_paths
@@ -258,23 +380,28 @@ def simulate_capacity(
     stats.chunks = plan
     path0 = 0
     started = time.perf_counter()
+    buffer = np.empty((max(plan, default=0), n_phases), dtype=np.float64)
     for number, size in enumerate(plan, start=1):
-        times = np.empty((size, n_phases), dtype=np.float64)
+        times = buffer[:size]
         energization_times(np.uint64(run.seed), np.uint64(path0), *kernel_args, times)
         capacity_counts(
             times,
             horizon,
             scopes.phase_start,
             scopes.phase_index,
+            scopes.per_path,
+            scopes.state_offset,
+            scopes.entry_state_step,
             scopes.phase_amount,
             scopes.bin_width,
             scopes.bin_offset,
             scopes.n_bins,
+            scopes.n_states,
             max(1, n_threads),
             stats.phase_months,
             stats.withdrawn,
             stats.value_counts,
-            stats.value_sums,
+            stats.state_counts,
         )
         if stats.kept_months is not None:
             months = np.ceil(np.minimum(times, horizon + 1)).clip(1, horizon + 1)
@@ -291,5 +418,5 @@ def simulate_capacity(
                 elapsed,
                 path0 * horizon / max(elapsed, 1e-9),
             )
-    stats.finish()
+    stats.finish(scopes)
     return stats, scopes

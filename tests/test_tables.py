@@ -22,9 +22,10 @@ from conftest import (
     site,
 )
 
+from engine.kernels.aggregate import capacity_counts
 from engine.run import compute_tables
 from engine.scenario import Book
-from engine.simulate import build_scopes
+from engine.simulate import CapacityStats, Scopes, build_scopes
 
 N_PATHS, HORIZON, SEED = 20_000, 36, 13
 #: A run so small that neighbouring order statistics differ: N q is an integer for every
@@ -248,3 +249,64 @@ def test_on_time_is_null_when_the_plan_lies_beyond_the_horizon() -> None:
     assert table["prob_on_time"].to_list() == [pytest.approx(p, abs=1e-15), None]
     se = math.sqrt(p * (1.0 - p) / n)
     assert table["prob_on_time_se"].to_list() == [pytest.approx(se, rel=1e-12), None]
+
+
+def count(scopes: Scopes, times: np.ndarray, n_blocks: int) -> CapacityStats:
+    """Finished integer statistics of per-path energization times under ``scopes``."""
+    n, phases = times.shape
+    width = HORIZON + 2
+    stats = CapacityStats(
+        n,
+        HORIZON,
+        np.zeros((phases, width), dtype=np.int64),
+        np.zeros(phases, dtype=np.int64),
+        np.zeros((scopes.n_bins, width), dtype=np.int64),
+        np.zeros((len(scopes.kind), 3, width), dtype=np.int64),
+        np.zeros((scopes.n_states, width), dtype=np.int64),
+    )
+    capacity_counts(
+        times,
+        HORIZON,
+        scopes.phase_start,
+        scopes.phase_index,
+        scopes.per_path,
+        scopes.state_offset,
+        scopes.entry_state_step,
+        scopes.phase_amount,
+        scopes.bin_width,
+        scopes.bin_offset,
+        scopes.n_bins,
+        scopes.n_states,
+        n_blocks,
+        stats.phase_months,
+        stats.withdrawn,
+        stats.value_counts,
+        stats.state_counts,
+    )
+    stats.finish(scopes)
+    return stats
+
+
+def test_counting_by_state_equals_counting_by_value_bins() -> None:
+    """The two ways of counting multi-site scopes per path (by state code, by value bin;
+    docs/model.md 5) give the same integers, on any number of blocks (more blocks than paths
+    included); and the by-value counts agree with numpy on the per-path values."""
+    book = tables_book()
+    settings = make_settings(999, HORIZON, SEED, capacity_config(0.4, 0.6))
+    times = energization(book, settings.capacity, 999, SEED)
+    by_state = build_scopes(book, 4096)
+    by_value = build_scopes(book, 4096, max_states=1)
+    assert np.all(by_state.state_offset[by_state.per_path] >= 0) and by_state.n_states > 0
+    assert np.all(by_value.state_offset == -1) and by_value.n_states == 0
+    reference = count(by_value, times, 1)
+    for scopes, blocks in ((by_state, 1), (by_state, 3), (by_state, 2048), (by_value, 5)):
+        got = count(scopes, times, blocks)
+        assert np.array_equal(got.value_counts, reference.value_counts), blocks
+        assert np.array_equal(got.value_sums, reference.value_sums), blocks
+    months = energization_months(times, HORIZON)
+    total = online(months, by_value.phase_amount[:, 0].astype(float), list(range(6)))
+    first = by_value.bin_offset[0, 0]
+    for t in (1, 12, HORIZON):  # total IT kW: paths at each value, bins of width bin_width
+        bins = (total[:, t - 1] // by_value.bin_width[0, 0]).astype(np.int64)
+        histogram = np.bincount(bins, minlength=by_value.bin_count[0, 0])
+        assert np.array_equal(reference.value_counts[first : first + histogram.size, t], histogram)
