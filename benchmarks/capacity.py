@@ -265,7 +265,6 @@ def check_aggregation(arrays: CapacityArrays, scopes: Scopes, n_paths: int) -> b
     """True if NumPy's statistics of the engine's own energization times equal the engine's."""
     import numpy_capacity
 
-    from engine.kernels.aggregate import capacity_counts
     from engine.kernels.capacity import energization_times
     from engine.simulate import CapacityStats
 
@@ -273,34 +272,8 @@ def check_aggregation(arrays: CapacityArrays, scopes: Scopes, n_paths: int) -> b
     fields = [getattr(arrays, f.name) for f in dataclasses.fields(arrays)]
     energization_times(np.uint64(7), np.uint64(0), *fields, times)
     mine = numpy_capacity.empty_stats(n_paths, HORIZON, arrays.n_phases, scopes)
-    theirs = CapacityStats(
-        n_paths,
-        HORIZON,
-        mine.phase_months.copy(),
-        mine.withdrawn.copy(),
-        mine.value_counts.copy(),
-        mine.value_sums.copy(),
-        np.zeros((scopes.n_states, HORIZON + 2), dtype=np.int64),
-    )
-    capacity_counts(
-        times,
-        HORIZON,
-        scopes.phase_start,
-        scopes.phase_index,
-        scopes.per_path,
-        scopes.state_offset,
-        scopes.entry_state_step,
-        scopes.phase_amount,
-        scopes.bin_width,
-        scopes.bin_offset,
-        scopes.n_bins,
-        scopes.n_states,
-        2,
-        theirs.phase_months,
-        theirs.withdrawn,
-        theirs.value_counts,
-        theirs.state_counts,
-    )
+    theirs = CapacityStats.empty(n_paths, HORIZON, scopes)
+    theirs.add(times, scopes, 2)
     theirs.finish(scopes)
     numpy_capacity.accumulate_counts(np.ascontiguousarray(times.T), scopes, mine)
     numpy_capacity.finish(mine, scopes)

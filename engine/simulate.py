@@ -281,6 +281,43 @@ class CapacityStats:
     kept_months: np.ndarray | None = None
     chunks: list[int] = field(default_factory=list)
 
+    @classmethod
+    def empty(cls, n_paths: int, horizon: int, scopes: Scopes) -> CapacityStats:
+        """Zero statistics of ``n_paths`` paths over ``horizon`` months for ``scopes``."""
+        width = horizon + 2
+        n_phases = scopes.phase_amount.shape[0]
+        return cls(
+            n_paths=n_paths,
+            horizon=horizon,
+            phase_months=np.zeros((n_phases, width), dtype=np.int64),
+            withdrawn=np.zeros(n_phases, dtype=np.int64),
+            value_counts=np.zeros((scopes.n_bins, width), dtype=np.int64),
+            value_sums=np.zeros((len(scopes.kind), N_MEASURES, width), dtype=np.int64),
+            state_counts=np.zeros((scopes.n_states, width), dtype=np.int64),
+        )
+
+    def add(self, energization: np.ndarray, scopes: Scopes, n_blocks: int) -> None:
+        """Count one chunk's energization times (``float64[n, P]``, months) in place."""
+        capacity_counts(
+            energization,
+            self.horizon,
+            scopes.phase_start,
+            scopes.phase_index,
+            scopes.per_path,
+            scopes.state_offset,
+            scopes.entry_state_step,
+            scopes.phase_amount,
+            scopes.bin_width,
+            scopes.bin_offset,
+            scopes.n_bins,
+            scopes.n_states,
+            n_blocks,
+            self.phase_months,
+            self.withdrawn,
+            self.value_counts,
+            self.state_counts,
+        )
+
     def finish(self, scopes: Scopes) -> None:
         """Complete the counts from the phases' months and turn changes into levels.
 
@@ -353,20 +390,9 @@ def simulate_capacity(
     scopes = build_scopes(book, settings.output.max_histogram_bins)
     horizon = run.horizon_months
     n_phases = arrays.n_phases
-    stats = CapacityStats(
-        n_paths=run.n_paths,
-        horizon=horizon,
-        phase_months=np.zeros((n_phases, horizon + 2), dtype=np.int64),
-        withdrawn=np.zeros(n_phases, dtype=np.int64),
-        value_counts=np.zeros((scopes.n_bins, horizon + 2), dtype=np.int64),
-        value_sums=np.zeros((len(scopes.kind), N_MEASURES, horizon + 2), dtype=np.int64),
-        state_counts=np.zeros((scopes.n_states, horizon + 2), dtype=np.int64),
-        kept_months=(
-            np.empty((run.n_paths, n_phases), dtype=np.int16)
-            if settings.output.keep_paths
-            else None
-        ),
-    )
+    stats = CapacityStats.empty(run.n_paths, horizon, scopes)
+    if settings.output.keep_paths:
+        stats.kept_months = np.empty((run.n_paths, n_phases), dtype=np.int16)
     largest = int(scopes.phase_amount.sum(axis=0).max()) if n_phases else 0
     if largest * run.n_paths >= 2**63:
         raise InputError(
@@ -384,25 +410,7 @@ def simulate_capacity(
     for number, size in enumerate(plan, start=1):
         times = buffer[:size]
         energization_times(np.uint64(run.seed), np.uint64(path0), *kernel_args, times)
-        capacity_counts(
-            times,
-            horizon,
-            scopes.phase_start,
-            scopes.phase_index,
-            scopes.per_path,
-            scopes.state_offset,
-            scopes.entry_state_step,
-            scopes.phase_amount,
-            scopes.bin_width,
-            scopes.bin_offset,
-            scopes.n_bins,
-            scopes.n_states,
-            max(1, n_threads),
-            stats.phase_months,
-            stats.withdrawn,
-            stats.value_counts,
-            stats.state_counts,
-        )
+        stats.add(times, scopes, max(1, n_threads))
         if stats.kept_months is not None:
             months = np.ceil(np.minimum(times, horizon + 1)).clip(1, horizon + 1)
             stats.kept_months[path0 : path0 + size] = months.astype(np.int16)

@@ -22,7 +22,6 @@ from conftest import (
     site,
 )
 
-from engine.kernels.aggregate import capacity_counts
 from engine.run import compute_tables
 from engine.scenario import Book
 from engine.simulate import CapacityStats, Scopes, build_scopes
@@ -253,36 +252,8 @@ def test_on_time_is_null_when_the_plan_lies_beyond_the_horizon() -> None:
 
 def count(scopes: Scopes, times: np.ndarray, n_blocks: int) -> CapacityStats:
     """Finished integer statistics of per-path energization times under ``scopes``."""
-    n, phases = times.shape
-    width = HORIZON + 2
-    stats = CapacityStats(
-        n,
-        HORIZON,
-        np.zeros((phases, width), dtype=np.int64),
-        np.zeros(phases, dtype=np.int64),
-        np.zeros((scopes.n_bins, width), dtype=np.int64),
-        np.zeros((len(scopes.kind), 3, width), dtype=np.int64),
-        np.zeros((scopes.n_states, width), dtype=np.int64),
-    )
-    capacity_counts(
-        times,
-        HORIZON,
-        scopes.phase_start,
-        scopes.phase_index,
-        scopes.per_path,
-        scopes.state_offset,
-        scopes.entry_state_step,
-        scopes.phase_amount,
-        scopes.bin_width,
-        scopes.bin_offset,
-        scopes.n_bins,
-        scopes.n_states,
-        n_blocks,
-        stats.phase_months,
-        stats.withdrawn,
-        stats.value_counts,
-        stats.state_counts,
-    )
+    stats = CapacityStats.empty(times.shape[0], HORIZON, scopes)
+    stats.add(times, scopes, n_blocks)
     stats.finish(scopes)
     return stats
 
