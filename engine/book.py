@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 from engine.config import CapacityConfig
+from engine.market_config import MarketsConfig
 from engine.rng import stream_id
 from engine.scenario import Book, Duration
 
@@ -101,6 +102,12 @@ class CapacityArrays:
         Loadings of a site draw on its operator factor, campus factor and own noise.
     overrun_ln_median, overrun_sigma_ln : float
         Parameters of the lognormal overrun multiplier.
+    squeeze : numpy.ndarray
+        ``float64[4]`` copper squeeze regime: initial state (0 normal, 1 squeeze,
+        2 stationary), P(enter), P(exit) per month, equipment slow-down factor
+        (1 = no effect).
+    squeeze_stream : numpy.uint64
+        Stream id of the squeeze regime (shared with the market model).
     """
 
     site_operator: np.ndarray
@@ -126,6 +133,8 @@ class CapacityArrays:
     weight_own: float
     overrun_ln_median: float
     overrun_sigma_ln: float
+    squeeze: np.ndarray
+    squeeze_stream: np.uint64
 
     @property
     def n_phases(self) -> int:
@@ -146,7 +155,9 @@ def _encode(
     return DIST_PERT, cache[duration], 0.0, 0.0
 
 
-def lower_capacity(book: Book, capacity: CapacityConfig) -> CapacityArrays:
+def lower_capacity(
+    book: Book, capacity: CapacityConfig, markets: MarketsConfig | None = None
+) -> CapacityArrays:
     """Lower a book and the capacity parameters to kernel arrays.
 
     Parameters
@@ -155,6 +166,9 @@ def lower_capacity(book: Book, capacity: CapacityConfig) -> CapacityArrays:
         A validated book.
     capacity : CapacityConfig
         Model parameters.
+    markets : MarketsConfig, optional
+        Market parameters: the copper squeeze stretches equipment lead times
+        (default: no squeeze effect).
 
     Returns
     -------
@@ -222,4 +236,15 @@ def lower_capacity(book: Book, capacity: CapacityConfig) -> CapacityArrays:
         weight_own=math.sqrt(1.0 - rho_campus),
         overrun_ln_median=math.log(capacity.overrun.median),
         overrun_sigma_ln=capacity.overrun.sigma_ln,
+        squeeze=_squeeze(markets),
+        squeeze_stream=np.uint64(stream_id("market", "copper_squeeze")),
     )
+
+
+def _squeeze(markets: MarketsConfig | None) -> np.ndarray:
+    """Return [initial, P(enter), P(exit), slow-down] of the squeeze (1 = no effect)."""
+    if markets is None or not markets.copper.enabled:
+        return np.array([0.0, 0.0, 0.0, 1.0])
+    sq = markets.copper.squeeze
+    initial = ("normal", "squeeze", "stationary").index(sq.initial)
+    return np.array([initial, sq.enter_probability, sq.exit_probability, sq.equipment_lead_factor])

@@ -15,6 +15,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from engine.errors import InputError
+from engine.market_config import MarketsConfig
 
 __all__ = [
     "CapacityConfig",
@@ -258,7 +259,7 @@ class Settings:
     ----------
     scenario : str
         Name of a book in ``scenarios/`` (without ``.yaml``) or a path to a YAML file.
-    run, paths, capacity, output
+    run, paths, capacity, output, markets
         The config groups.
     """
 
@@ -267,6 +268,7 @@ class Settings:
     paths: PathsConfig = field(default_factory=PathsConfig)
     capacity: CapacityConfig = field(default_factory=CapacityConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    markets: MarketsConfig = field(default_factory=MarketsConfig)
 
     def __post_init__(self) -> None:
         _check(
@@ -286,3 +288,4 @@ def register_schemas() -> None:
     cs.store(group="paths", name="paths_schema", node=PathsConfig)
     cs.store(group="capacity", name="capacity_schema", node=CapacityConfig)
     cs.store(group="output", name="output_schema", node=OutputConfig)
+    cs.store(group="markets", name="markets_schema", node=MarketsConfig)

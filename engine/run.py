@@ -16,10 +16,11 @@ import polars as pl
 
 from engine import __version__
 from engine.config import Settings
+from engine.market_stats import MarketStats
 from engine.resources import scenario_path
 from engine.results import command_line, git_commit, package_versions, write_run
 from engine.scenario import Book, load_book
-from engine.simulate import available_cores, simulate_capacity
+from engine.simulate import available_cores, build_scopes, simulate_capacity
 from engine.tables import capacity_by_month, site_energization
 
 __all__ = ["RunOutput", "compute_tables", "format_summary", "headline", "run_scenario"]
@@ -69,12 +70,30 @@ def compute_tables(
         Tables by name, and run facts for the manifest (chunks, threads, timings).
     """
     started = time.perf_counter()
-    stats, scopes = simulate_capacity(book, settings, threads=threads, chunk_sizes=chunk_sizes)
+    markets = MarketStats.create(
+        book, settings, build_scopes(book, settings.output.max_histogram_bins)
+    )
+    stats, scopes = simulate_capacity(
+        book, settings, threads=threads, chunk_sizes=chunk_sizes, chunk_hooks=[markets.add]
+    )
     simulated = time.perf_counter()
     availability = settings.capacity.gpu_availability
+    capacity = capacity_by_month(stats, scopes, availability)
+    capacity = capacity.join(
+        markets.curtailment(scopes).with_columns(
+            pl.col("scope_type").cast(capacity.schema["scope_type"])
+        ),
+        on=["scope_type", "scope", "month"],
+        how="left",
+        maintain_order="left",
+    ).with_columns(
+        (pl.col("mw_online_mean") - pl.col("mw_curtailed_mean")).alias("mw_available_mean")
+    )
     tables = {
-        "capacity_by_month": capacity_by_month(stats, scopes, availability),
+        "capacity_by_month": capacity,
         "site_energization": site_energization(stats, book),
+        "market_by_month": markets.market_by_month(book),
+        "site_costs": markets.site_costs(book),
     }
     if stats.kept_months is not None:
         tables["paths_energization"] = _paths_table(stats.kept_months, book)

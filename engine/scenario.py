@@ -9,13 +9,14 @@ the reference for writing one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import InputError
 from engine.reader import Reader, load_yaml
 from engine.resources import scenario_path
+from engine.scenario_markets import Electricity, GpuMarket, parse_electricity, parse_gpu_market
 
 __all__ = [
     "Book",
@@ -93,11 +94,14 @@ class Region:
         Months until grid power for a site that gives no ``interconnection``.
     withdrawal_probability : float
         Probability that grid power never comes (interconnection withdrawn).
+    electricity : Electricity
+        The region's electricity market.
     """
 
     id: str
     time_to_power: Duration
     withdrawal_probability: float
+    electricity: Electricity = field(default_factory=Electricity)
 
 
 @dataclass(frozen=True)
@@ -112,11 +116,14 @@ class GpuGeneration:
         All-in IT load per GPU in kW (server plus network and storage share).
     h100_equivalents : float
         Compute of one GPU in H100 equivalents.
+    market : GpuMarket
+        The generation's rental and resale market.
     """
 
     id: str
     it_kw_per_gpu: float
     h100_equivalents: float
+    market: GpuMarket = field(default_factory=GpuMarket)
 
 
 @dataclass(frozen=True)
@@ -302,6 +309,7 @@ def parse_book(data: Any, source: str) -> Book:
             ident,
             _duration(ttp),
             r.number("withdrawal_probability", 0.0, lo=0.0, hi=1.0),
+            parse_electricity(r.child("electricity")),
         )
         r.finish()
 
@@ -315,6 +323,7 @@ def parse_book(data: Any, source: str) -> Book:
             ident,
             r.number("it_kw_per_gpu", required=True, lo=0.05, hi=100.0),
             r.number("h100_equivalents", required=True, lo=0.0, lo_open=True, hi=1000.0),
+            parse_gpu_market(r.child("market")),
         )
         r.finish()
 

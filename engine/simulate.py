@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numba
@@ -361,6 +361,7 @@ def simulate_capacity(
     threads: int | None = None,
     chunk_sizes: Sequence[int] | None = None,
     arrays: CapacityArrays | None = None,
+    chunk_hooks: Sequence[Callable[[np.ndarray, int, int], None]] = (),
 ) -> tuple[CapacityStats, Scopes]:
     """Simulate capacity delivery of a book and reduce it to mergeable statistics.
 
@@ -376,6 +377,9 @@ def simulate_capacity(
         Explicit chunking (must add up to ``n_paths``); default: ``run.chunk_size``.
     arrays : CapacityArrays, optional
         Pre-lowered kernel inputs (default: lowered from ``book``).
+    chunk_hooks : sequence of callables
+        Called as ``hook(energization, path0, n_blocks)`` after each chunk's
+        energization times are drawn (the market model adds its statistics).
 
     Returns
     -------
@@ -386,7 +390,7 @@ def simulate_capacity(
     n_threads = threads if threads is not None else run.threads
     n_threads = min(n_threads or available_cores(), numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(n_threads)
-    arrays = arrays or lower_capacity(book, settings.capacity)
+    arrays = arrays or lower_capacity(book, settings.capacity, settings.markets)
     scopes = build_scopes(book, settings.output.max_histogram_bins)
     horizon = run.horizon_months
     n_phases = arrays.n_phases
@@ -411,6 +415,8 @@ def simulate_capacity(
         times = buffer[:size]
         energization_times(np.uint64(run.seed), np.uint64(path0), *kernel_args, times)
         stats.add(times, scopes, max(1, n_threads))
+        for hook in chunk_hooks:
+            hook(times, path0, max(1, n_threads))
         if stats.kept_months is not None:
             months = np.ceil(np.minimum(times, horizon + 1)).clip(1, horizon + 1)
             stats.kept_months[path0 : path0 + size] = months.astype(np.int16)

@@ -23,6 +23,7 @@ from engine.config import (
     Settings,
 )
 from engine.kernels.capacity import energization_times
+from engine.market_config import CopperConfig, MarketsConfig, SqueezeConfig
 from engine.scenario import Book, parse_book
 
 #: Tolerance of Monte Carlo checks, in standard errors.
@@ -136,11 +137,21 @@ def make_settings(
     )
 
 
+#: The market model without the copper squeeze's effect on equipment lead times.
+NO_SQUEEZE = MarketsConfig(copper=CopperConfig(squeeze=SqueezeConfig(equipment_lead_factor=1.0)))
+
+
 def energization(
-    book: Book, capacity: CapacityConfig, n_paths: int, seed: int, path0: int = 0
+    book: Book,
+    capacity: CapacityConfig,
+    n_paths: int,
+    seed: int,
+    path0: int = 0,
+    markets: MarketsConfig | None = None,
 ) -> np.ndarray:
-    """Per-path energization times (months, ``inf`` = never), ``float64[n_paths, n_phases]``."""
-    arrays = lower_capacity(book, capacity)
+    """Per-path energization times (months, ``inf`` = never), ``float64[n_paths, n_phases]``,
+    under the default market model (its copper squeeze stretches equipment lead times)."""
+    arrays = lower_capacity(book, capacity, markets or MarketsConfig())
     out = np.empty((n_paths, arrays.n_phases), dtype=np.float64)
     args = [getattr(arrays, f.name) for f in dataclasses.fields(arrays)]
     energization_times(np.uint64(seed), np.uint64(path0), *args, out)

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 from conftest import (
+    NO_SQUEEZE,
     P_MIN,
     assert_within,
     capacity_config,
@@ -59,7 +60,8 @@ def test_max_of_items_has_the_copula_cdf(rho: tuple[float, float]) -> None:
     """P(max_k D_k <= t) = F_grid(t) F_equipment(t) Phi2(z_1(t), z_2(t); rho_campus), with
     z_i(t) = Phi^-1(F_i(t)) for the two construction items (one kind, one site: correlated
     rho_campus, docs/model.md 3.3); items of different kinds are independent. With
-    correlations 0 this is the product of the four scipy CDFs.
+    correlations 0 this is the product of the four scipy CDFs. No copper squeeze here
+    (its stretch of equipment lead times is tested in test_markets.py).
     """
     book = make_book(
         [
@@ -84,7 +86,7 @@ def test_max_of_items_has_the_copula_cdf(rho: tuple[float, float]) -> None:
     build, fitout = pert_beta(3, 5, 12), pert_beta(2, 7, 10)
     both = stats.multivariate_normal([0.0, 0.0], [[1.0, rho[1]], [rho[1], 1.0]])
     n = 400_000
-    e = energization(book, capacity_config(*rho), n, seed=2)[:, 0]
+    e = energization(book, capacity_config(*rho), n, seed=2, markets=NO_SQUEEZE)[:, 0]
 
     def copula_cdf(t: float) -> float:
         z = stats.norm.ppf([build.cdf(t), fitout.cdf(t)])

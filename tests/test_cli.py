@@ -15,7 +15,13 @@ import pytest
 from engine.resources import scenarios_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = {"capacity_by_month.parquet", "site_energization.parquet", "manifest.json"}
+TABLES = {
+    "capacity_by_month.parquet",
+    "site_energization.parquet",
+    "market_by_month.parquet",
+    "site_costs.parquet",
+    "manifest.json",
+}
 
 
 def ncrisk(
@@ -43,7 +49,9 @@ def test_default_run_writes_results_under_the_working_directory(tmp_path: Path) 
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["seed"] == 20261122 and manifest["n_paths"] == 3000
     assert manifest["config"]["scenario"] == "reference"
-    assert set(manifest["tables"]) == {"capacity_by_month", "site_energization"}
+    assert set(manifest["tables"]) == {p.removesuffix(".parquet") for p in TABLES} - {
+        "manifest.json"
+    }
     for key in ("versions", "timings_s", "chunks", "threads", "headline", "git_commit"):
         assert key in manifest
 

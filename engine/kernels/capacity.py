@@ -2,7 +2,7 @@
 
 For site s and phase p on one path::
 
-    E_p = max(E_{p-1}, M_s * max(D_k for the site's items and the phase's items))
+    E_p = max(E_{p-1}, max(M_s D_k for the site's items and the phase's items))
 
 with D_k = F_k^-1(Phi(z_k)) each item's duration (PERT, lognormal or fixed, in
 months from the start) and M_s = exp(ln median + sigma z_M) the project overrun
@@ -12,8 +12,10 @@ multiplier. Each z is a nested one-factor Gaussian copula::
         + sqrt(1 - rho_campus) eps
 
 so draws of one kind are correlated rho_op across an operator's sites and
-rho_campus within a campus. With probability ``site_withdrawal`` grid power never
-comes and every phase of the site stays dark (E = +inf).
+rho_campus within a campus. An equipment item's M_s D_k months of lead time
+progress at 1/f of their pace in months of copper squeeze (the squeeze regime's
+stream is replayed here, see engine/kernels/factors.py). With probability
+``site_withdrawal`` grid power never comes and every phase of the site stays dark (E = +inf).
 
 Draw order per path is fixed: each operator's stream gives its four factor
 normals (overrun, construction, equipment, interconnection), then each campus's;
@@ -29,11 +31,13 @@ import numpy as np
 from numba import njit, prange
 
 from engine.book import DIST_FIXED, DIST_LOGNORMAL, PERT_GRID_POINTS, PERT_Z_MAX
+from engine.kernels.factors import stretched_duration
 from engine.rng import next_normal, next_uniform, seed_stream
 
 __all__ = ["energization_times"]
 
 _N_FACTOR_KINDS = 4
+_EQUIPMENT = 2  # FACTOR_KINDS index of long-lead electrical equipment
 _BLOCK = 256
 _DZ = 2.0 * PERT_Z_MAX / (PERT_GRID_POINTS - 1)
 
@@ -53,6 +57,21 @@ def _duration(dist: int, p1: float, p2: float, row: int, tables: np.ndarray, z: 
         return tables[row, PERT_GRID_POINTS - 1]
     frac = x - j
     return tables[row, j] + frac * (tables[row, j + 1] - tables[row, j])
+
+
+@njit(cache=True, inline="always")
+def _stretch(
+    work: float,
+    rng: np.ndarray,
+    seed: np.uint64,
+    path: np.uint64,
+    squeeze: np.ndarray,
+    stream: np.uint64,
+) -> float:
+    """Equipment lead time stretched by the copper squeeze months of this path."""
+    return stretched_duration(
+        work, rng, seed, path, stream, int(squeeze[0]), squeeze[1], squeeze[2], squeeze[3]
+    )
 
 
 @njit(cache=True, parallel=True)
@@ -82,6 +101,8 @@ def energization_times(
     weight_own: float,
     overrun_ln_median: float,
     overrun_sigma_ln: float,
+    squeeze: np.ndarray,
+    squeeze_stream: np.uint64,
     out: np.ndarray,
 ) -> None:
     """Energization time of every phase on paths ``path0 .. path0 + n - 1``.
@@ -90,7 +111,7 @@ def energization_times(
     ----------
     seed, path0 : numpy.uint64
         Run seed and global id of the first path of this chunk.
-    site_operator ... overrun_sigma_ln
+    site_operator ... squeeze_stream
         The fields of :class:`engine.book.CapacityArrays`, in that order.
     out : numpy.ndarray
         ``float64[n, P]`` written in place: months from the start of the
@@ -103,6 +124,7 @@ def energization_times(
     n_blocks = (n_paths + _BLOCK - 1) // _BLOCK
     for block in prange(n_blocks):
         state = np.empty(4, dtype=np.uint64)
+        rng = np.empty(4, dtype=np.uint64)  # replays the copper squeeze regime
         f_operator = np.empty((n_operators, _N_FACTOR_KINDS))
         f_campus = np.empty((n_campuses, _N_FACTOR_KINDS))
         for i in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK)):
@@ -134,9 +156,11 @@ def energization_times(
                         + weight_campus * f_campus[c, kind]
                         + weight_own * next_normal(state)
                     )
-                    d = _duration(
+                    d = overrun * _duration(
                         item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z
                     )
+                    if kind == _EQUIPMENT:
+                        d = _stretch(d, rng, seed, path, squeeze, squeeze_stream)
                     site_longest = max(site_longest, d)
                 previous = 0.0
                 for p in range(site_phase_start[s], site_phase_end[s]):
@@ -148,11 +172,13 @@ def energization_times(
                             + weight_campus * f_campus[c, kind]
                             + weight_own * next_normal(state)
                         )
-                        d = _duration(
+                        d = overrun * _duration(
                             item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z
                         )
+                        if kind == _EQUIPMENT:
+                            d = _stretch(d, rng, seed, path, squeeze, squeeze_stream)
                         longest = max(longest, d)
-                    energized = overrun * longest
+                    energized = longest
                     if withdrawn:
                         energized = math.inf
                     energized = max(energized, previous)

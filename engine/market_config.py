@@ -1,0 +1,398 @@
+"""Schemas of the market risk factors (MODEL.md section 2): ``conf/markets/``.
+
+Book-wide market parameters live here: the AI-demand factor, the copula that
+joins the factors' monthly shocks, copper, and the switches that make each
+market deterministic at its central path. Parameters that belong to an entity
+(a region's electricity, a GPU generation's market) live in the book
+(docs/scenarios.md). Defaults and sources: docs/model.md section 6.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.errors import InputError
+
+__all__ = [
+    "FACTOR_TYPES",
+    "CopperConfig",
+    "CopulaConfig",
+    "DemandConfig",
+    "GpuMarketConfig",
+    "GpuRegimeConfig",
+    "MarketSwitch",
+    "MarketsConfig",
+    "SqueezeConfig",
+    "check_correlation",
+]
+
+_SOURCE = "conf/markets"
+
+#: Types of the copula's factors, in the order of ``markets.copula.correlation``.
+FACTOR_TYPES = ("demand", "electricity", "copper", "gpu_rent")
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise InputError(_SOURCE, f"markets.{key}", value, allowed)
+
+
+def _number(value: float, key: str, lo: float, hi: float, what: str = "") -> None:
+    ok = isinstance(value, int | float) and math.isfinite(value) and lo <= value <= hi
+    _check(ok, key, value, f"a number in [{lo}, {hi}]{what}")
+
+
+def check_correlation(matrix: np.ndarray, names: list[str], key: str, source: str) -> None:
+    """Reject a correlation matrix that is not one; never repair it.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray
+        Square matrix to check.
+    names : list of str
+        Factor name of each row, for messages.
+    key : str
+        Dotted config key of the matrix.
+    source : str
+        File or group the matrix comes from.
+
+    Raises
+    ------
+    InputError
+        Naming the first offending entry: a value outside [-1, 1], a diagonal
+        entry other than 1, an asymmetric pair, or the smallest eigenvalue when
+        the matrix is not positive semi-definite.
+    """
+    n = len(names)
+    if matrix.shape != (n, n) or not np.all(np.isfinite(matrix)):
+        raise InputError(source, key, matrix.tolist(), f"a finite {n} x {n} matrix ({names})")
+    for i in range(n):
+        if matrix[i, i] != 1.0:
+            raise InputError(
+                source, f"{key}[{i}][{i}]", matrix[i, i], f"1 ({names[i]} with itself)"
+            )
+        for j in range(n):
+            if abs(matrix[i, j]) > 1.0:
+                raise InputError(
+                    source,
+                    f"{key}[{i}][{j}]",
+                    matrix[i, j],
+                    f"a correlation in [-1, 1] ({names[i]} vs {names[j]})",
+                )
+            if matrix[i, j] != matrix[j, i]:
+                raise InputError(
+                    source,
+                    f"{key}[{i}][{j}]",
+                    matrix[i, j],
+                    f"the same value as {key}[{j}][{i}] = {matrix[j, i]} (symmetric; "
+                    f"{names[i]} vs {names[j]})",
+                )
+    values, vectors = np.linalg.eigh(matrix)
+    if values[0] < -1e-10:
+        worst = np.argsort(-np.abs(vectors[:, 0]))[:3]
+        raise InputError(
+            source,
+            key,
+            f"smallest eigenvalue {values[0]:.4g}",
+            "a positive semi-definite matrix; the conflicting correlations involve "
+            + ", ".join(names[k] for k in worst),
+        )
+
+
+@dataclass
+class MarketSwitch:
+    """A market that is either stochastic or fixed at its central path.
+
+    Attributes
+    ----------
+    enabled : bool
+        False: shocks, jumps, regime switches and events are all zero, so an
+        analyst can see what the market's risk adds.
+    """
+
+    enabled: bool = True
+
+
+@dataclass
+class DemandConfig:
+    """AI-demand factor D_t = phi D_{t-1} + sqrt(1 - phi^2) z_t (standard normal, latent).
+
+    Attributes
+    ----------
+    enabled : bool
+        False: D_t = initial phi^t (no shocks).
+    persistence : float
+        Monthly AR(1) coefficient phi in [0, 1).
+    initial : float
+        D_0 in standard deviations (0 = neutral demand today).
+    """
+
+    enabled: bool = True
+    persistence: float = 0.95
+    initial: float = 0.0
+
+    def __post_init__(self) -> None:
+        _number(self.persistence, "demand.persistence", 0.0, 0.9999)
+        _number(self.initial, "demand.initial", -5.0, 5.0, " (standard deviations)")
+
+
+@dataclass
+class CopulaConfig:
+    """How the factors' monthly shocks are joined.
+
+    Attributes
+    ----------
+    family : str
+        ``gaussian`` or ``student_t``.
+    nu : float
+        Degrees of freedom of the Student-t copula, > 2.
+    correlation : list of list of float
+        4 x 4 correlation of the factor types demand, electricity, copper, gpu_rent.
+    electricity_between_regions : float
+        Correlation of the electricity shocks of two regions.
+    gpu_rent_between_generations : float
+        Correlation of the rent shocks of two GPU generations.
+    """
+
+    family: str = "gaussian"
+    nu: float = 6.0
+    correlation: list[list[float]] = field(
+        default_factory=lambda: [
+            [1.0, 0.4, 0.2, 0.0],
+            [0.4, 1.0, 0.1, 0.0],
+            [0.2, 0.1, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
+    electricity_between_regions: float = 0.5
+    gpu_rent_between_generations: float = 0.8
+
+    def __post_init__(self) -> None:
+        _check(
+            self.family in ("gaussian", "student_t"),
+            "copula.family",
+            self.family,
+            "gaussian or student_t",
+        )
+        _number(self.nu, "copula.nu", 2.01, 1000.0, " (degrees of freedom)")
+        matrix = np.array(self.correlation, dtype=float) if _rectangular(self.correlation) else None
+        if matrix is None:
+            raise InputError(
+                _SOURCE, "markets.copula.correlation", self.correlation, "a 4 x 4 matrix"
+            )
+        check_correlation(matrix, list(FACTOR_TYPES), "markets.copula.correlation", _SOURCE)
+        _number(self.electricity_between_regions, "copula.electricity_between_regions", -1, 1)
+        _number(self.gpu_rent_between_generations, "copula.gpu_rent_between_generations", -1, 1)
+
+
+def _rectangular(rows: list[list[float]]) -> bool:
+    return len(rows) == len(FACTOR_TYPES) and all(len(r) == len(FACTOR_TYPES) for r in rows)
+
+
+@dataclass
+class SqueezeConfig:
+    """Two-state Markov supply-squeeze regime of copper and electrical equipment.
+
+    Attributes
+    ----------
+    enter_probability : float
+        P(normal -> squeeze) per month.
+    exit_probability : float
+        P(squeeze -> normal) per month.
+    initial : str
+        State before month 1: ``normal``, ``squeeze`` or ``stationary`` (drawn).
+    log_premium : float
+        Added to the copper log-price while in squeeze.
+    equipment_lead_factor : float
+        Long-lead electrical equipment progresses at 1/factor of its pace in
+        squeeze months (>= 1).
+    """
+
+    enter_probability: float = 0.02
+    exit_probability: float = 0.08
+    initial: str = "stationary"
+    log_premium: float = 0.10
+    equipment_lead_factor: float = 1.5
+
+    def __post_init__(self) -> None:
+        _number(self.enter_probability, "copper.squeeze.enter_probability", 0.0, 1.0)
+        _number(self.exit_probability, "copper.squeeze.exit_probability", 0.0, 1.0)
+        _check(
+            self.initial in ("normal", "squeeze", "stationary"),
+            "copper.squeeze.initial",
+            self.initial,
+            "normal, squeeze or stationary",
+        )
+        _check(
+            not (
+                self.initial == "stationary" and self.enter_probability + self.exit_probability == 0
+            ),
+            "copper.squeeze.initial",
+            self.initial,
+            "normal or squeeze when both transition probabilities are 0",
+        )
+        _number(self.log_premium, "copper.squeeze.log_premium", -2.0, 2.0)
+        _number(self.equipment_lead_factor, "copper.squeeze.equipment_lead_factor", 1.0, 10.0)
+
+
+@dataclass
+class CopperConfig:
+    """Schwartz-Smith copper log-price with jumps and a squeeze regime; copper capex.
+
+    ln S_t = chi_t + xi_t (+ squeeze premium); chi OU (short term), xi a drifting
+    level (long term) that also takes the jumps.
+
+    Attributes
+    ----------
+    enabled : bool
+        False: the central path (no shocks, jumps or squeezes).
+    spot_usd_per_t : float
+        S_0 in $/t.
+    short_term_start : float
+        chi_0: log deviation of spot above the long-term level.
+    short_kappa_per_year, short_sigma : float
+        Mean reversion (1/yr) and volatility (1/sqrt(yr)) of chi.
+    long_drift_per_year, long_sigma : float
+        Drift (1/yr) and volatility (1/sqrt(yr)) of xi.
+    short_long_correlation : float
+        Instantaneous correlation of the chi and xi shocks.
+    jump_rate_per_year, jump_mean_log, jump_sd_log : float
+        Compound-Poisson jumps of ln S (tariffs, outages): rate and N(mean, sd) sizes.
+    squeeze : SqueezeConfig
+        The supply-squeeze regime.
+    intensity_t_per_mw : float
+        Copper in a data center, t per MW of IT load.
+    facility_capex_usd_per_mw : float
+        Facility capex ($/MW of IT) including copper at ``reference_price_usd_per_t``.
+    reference_price_usd_per_t : float
+        Copper price embedded in the facility capex.
+    """
+
+    enabled: bool = True
+    spot_usd_per_t: float = 12_500.0
+    short_term_start: float = 0.09
+    short_kappa_per_year: float = 1.0
+    short_sigma: float = 0.20
+    long_drift_per_year: float = 0.0
+    long_sigma: float = 0.12
+    short_long_correlation: float = 0.0
+    jump_rate_per_year: float = 0.15
+    jump_mean_log: float = 0.0
+    jump_sd_log: float = 0.17
+    squeeze: SqueezeConfig = field(default_factory=SqueezeConfig)
+    intensity_t_per_mw: float = 27.0
+    facility_capex_usd_per_mw: float = 11_500_000.0
+    reference_price_usd_per_t: float = 12_500.0
+
+    def __post_init__(self) -> None:
+        _number(self.spot_usd_per_t, "copper.spot_usd_per_t", 1.0, 1e6, " ($/t)")
+        _number(self.short_term_start, "copper.short_term_start", -3.0, 3.0)
+        _number(self.short_kappa_per_year, "copper.short_kappa_per_year", 0.001, 100.0)
+        _number(self.short_sigma, "copper.short_sigma", 0.0, 5.0)
+        _number(self.long_drift_per_year, "copper.long_drift_per_year", -1.0, 1.0)
+        _number(self.long_sigma, "copper.long_sigma", 0.0, 5.0)
+        _number(self.short_long_correlation, "copper.short_long_correlation", -1.0, 1.0)
+        _number(self.jump_rate_per_year, "copper.jump_rate_per_year", 0.0, 120.0)
+        _number(self.jump_mean_log, "copper.jump_mean_log", -3.0, 3.0)
+        _number(self.jump_sd_log, "copper.jump_sd_log", 0.0, 3.0)
+        _number(self.intensity_t_per_mw, "copper.intensity_t_per_mw", 0.0, 1000.0, " (t/MW)")
+        _number(self.facility_capex_usd_per_mw, "copper.facility_capex_usd_per_mw", 0.0, 1e9)
+        _number(self.reference_price_usd_per_t, "copper.reference_price_usd_per_t", 1.0, 1e6)
+        embedded = self.intensity_t_per_mw * self.reference_price_usd_per_t
+        _check(
+            embedded <= self.facility_capex_usd_per_mw,
+            "copper.facility_capex_usd_per_mw",
+            self.facility_capex_usd_per_mw,
+            f"at least the copper it embeds ({embedded:,.0f} $/MW = intensity x reference price)",
+        )
+
+
+@dataclass
+class GpuRegimeConfig:
+    """Optional tight / normal / glut regimes of the GPU rental market.
+
+    Attributes
+    ----------
+    enabled : bool
+        Switch the regimes on (off by default).
+    transition : list of list of float
+        3 x 3 monthly transition matrix, rows tight, normal, glut; each row sums to 1.
+    log_offsets : list of float
+        Added to every generation's log-rent in each regime.
+    """
+
+    enabled: bool = False
+    transition: list[list[float]] = field(
+        default_factory=lambda: [[0.90, 0.10, 0.00], [0.03, 0.94, 0.03], [0.00, 0.08, 0.92]]
+    )
+    log_offsets: list[float] = field(default_factory=lambda: [0.25, 0.0, -0.35])
+
+    def __post_init__(self) -> None:
+        rows = self.transition
+        _check(
+            len(rows) == 3 and all(len(r) == 3 for r in rows),
+            "gpu.regimes.transition",
+            rows,
+            "a 3 x 3 matrix (tight, normal, glut)",
+        )
+        for i, row in enumerate(rows):
+            for j, p in enumerate(row):
+                _number(p, f"gpu.regimes.transition[{i}][{j}]", 0.0, 1.0, " (probability)")
+            _check(
+                abs(sum(row) - 1.0) < 1e-9,
+                f"gpu.regimes.transition[{i}]",
+                row,
+                "probabilities that sum to 1",
+            )
+        _check(len(self.log_offsets) == 3, "gpu.regimes.log_offsets", self.log_offsets, "3 numbers")
+        for j, v in enumerate(self.log_offsets):
+            _number(v, f"gpu.regimes.log_offsets[{j}]", -3.0, 3.0)
+
+
+@dataclass
+class GpuMarketConfig:
+    """Book-wide GPU secondary-market switches (per-generation values are in the book).
+
+    Attributes
+    ----------
+    enabled : bool
+        False: rents on their trend, resale on its age curve (no shocks, no
+        successor uncertainty: the launch at the middle of its window).
+    regimes : GpuRegimeConfig
+        Optional market regimes.
+    """
+
+    enabled: bool = True
+    regimes: GpuRegimeConfig = field(default_factory=GpuRegimeConfig)
+
+
+@dataclass
+class MarketsConfig:
+    """The market risk factors of MODEL.md section 2.
+
+    Attributes
+    ----------
+    first_calendar_month : int
+        Calendar month (1 = January) of simulated month 1, for seasonality.
+    demand, copula, electricity, copper, gpu
+        The factors and their dependence.
+    """
+
+    first_calendar_month: int = 1
+    demand: DemandConfig = field(default_factory=DemandConfig)
+    copula: CopulaConfig = field(default_factory=CopulaConfig)
+    electricity: MarketSwitch = field(default_factory=MarketSwitch)
+    copper: CopperConfig = field(default_factory=CopperConfig)
+    gpu: GpuMarketConfig = field(default_factory=GpuMarketConfig)
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.first_calendar_month, int) and 1 <= self.first_calendar_month <= 12,
+            "first_calendar_month",
+            self.first_calendar_month,
+            "an integer from 1 (January) to 12",
+        )
