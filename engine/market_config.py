@@ -42,7 +42,8 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 
 def _number(value: float, key: str, lo: float, hi: float, what: str = "") -> None:
-    ok = isinstance(value, int | float) and math.isfinite(value) and lo <= value <= hi
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and lo <= value <= hi
     _check(ok, key, value, f"a number in [{lo}, {hi}]{what}")
 
 
@@ -73,22 +74,22 @@ def check_correlation(matrix: np.ndarray, names: list[str], key: str, source: st
     for i in range(n):
         if matrix[i, i] != 1.0:
             raise InputError(
-                source, f"{key}[{i}][{i}]", matrix[i, i], f"1 ({names[i]} with itself)"
+                source, f"{key}[{i}][{i}]", float(matrix[i, i]), f"1 ({names[i]} with itself)"
             )
         for j in range(n):
             if abs(matrix[i, j]) > 1.0:
                 raise InputError(
                     source,
                     f"{key}[{i}][{j}]",
-                    matrix[i, j],
+                    float(matrix[i, j]),
                     f"a correlation in [-1, 1] ({names[i]} vs {names[j]})",
                 )
             if matrix[i, j] != matrix[j, i]:
                 raise InputError(
                     source,
                     f"{key}[{i}][{j}]",
-                    matrix[i, j],
-                    f"the same value as {key}[{j}][{i}] = {matrix[j, i]} (symmetric; "
+                    float(matrix[i, j]),
+                    f"the same value as {key}[{j}][{i}] = {float(matrix[j, i])} (symmetric; "
                     f"{names[i]} vs {names[j]})",
                 )
     values, vectors = np.linalg.eigh(matrix)
@@ -160,7 +161,7 @@ class CopulaConfig:
 
     family: str = "gaussian"
     nu: float = 6.0
-    correlation: list[list[float]] = field(
+    correlation: list[Any] = field(
         default_factory=lambda: [
             [1.0, 0.4, 0.2, 0.0],
             [0.4, 1.0, 0.1, 0.0],
@@ -179,18 +180,37 @@ class CopulaConfig:
             "gaussian or student_t",
         )
         _number(self.nu, "copula.nu", 2.01, 1000.0, " (degrees of freedom)")
-        matrix = np.array(self.correlation, dtype=float) if _rectangular(self.correlation) else None
-        if matrix is None:
+        if not _rectangular(self.correlation):
             raise InputError(
-                _SOURCE, "markets.copula.correlation", self.correlation, "a 4 x 4 matrix"
+                _SOURCE,
+                "markets.copula.correlation",
+                self.correlation,
+                f"a 4 x 4 matrix of numbers (rows and columns {', '.join(FACTOR_TYPES)})",
             )
+        for i, row in enumerate(self.correlation):
+            for j, value in enumerate(row):
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                ok = ok and math.isfinite(value) and abs(value) <= 1.0
+                key = f"copula.correlation[{i}][{j}]"
+                _check(
+                    ok,
+                    key,
+                    value,
+                    f"a correlation in [-1, 1] ({FACTOR_TYPES[i]} vs {FACTOR_TYPES[j]})",
+                )
+        matrix = np.array([[float(v) for v in row] for row in self.correlation])
         check_correlation(matrix, list(FACTOR_TYPES), "markets.copula.correlation", _SOURCE)
         _number(self.electricity_between_regions, "copula.electricity_between_regions", -1, 1)
         _number(self.gpu_rent_between_generations, "copula.gpu_rent_between_generations", -1, 1)
 
 
-def _rectangular(rows: list[list[float]]) -> bool:
-    return len(rows) == len(FACTOR_TYPES) and all(len(r) == len(FACTOR_TYPES) for r in rows)
+def _rectangular(rows: Any) -> bool:
+    n = len(FACTOR_TYPES)
+    return (
+        isinstance(rows, list | tuple)
+        and len(rows) == n
+        and all(isinstance(r, list | tuple) and len(r) == n for r in rows)
+    )
 
 
 @dataclass
@@ -326,15 +346,17 @@ class GpuRegimeConfig:
     """
 
     enabled: bool = False
-    transition: list[list[float]] = field(
+    transition: list[Any] = field(
         default_factory=lambda: [[0.90, 0.10, 0.00], [0.03, 0.94, 0.03], [0.00, 0.08, 0.92]]
     )
-    log_offsets: list[float] = field(default_factory=lambda: [0.25, 0.0, -0.35])
+    log_offsets: list[Any] = field(default_factory=lambda: [0.25, 0.0, -0.35])
 
     def __post_init__(self) -> None:
         rows = self.transition
         _check(
-            len(rows) == 3 and all(len(r) == 3 for r in rows),
+            isinstance(rows, list | tuple)
+            and len(rows) == 3
+            and all(isinstance(r, list | tuple) and len(r) == 3 for r in rows),
             "gpu.regimes.transition",
             rows,
             "a 3 x 3 matrix (tight, normal, glut)",
@@ -348,7 +370,12 @@ class GpuRegimeConfig:
                 row,
                 "probabilities that sum to 1",
             )
-        _check(len(self.log_offsets) == 3, "gpu.regimes.log_offsets", self.log_offsets, "3 numbers")
+        _check(
+            isinstance(self.log_offsets, list | tuple) and len(self.log_offsets) == 3,
+            "gpu.regimes.log_offsets",
+            self.log_offsets,
+            "3 numbers",
+        )
         for j, v in enumerate(self.log_offsets):
             _number(v, f"gpu.regimes.log_offsets[{j}]", -3.0, 3.0)
 

@@ -24,12 +24,14 @@ from omegaconf.errors import OmegaConfBaseException
 
 from engine.config import Settings, register_schemas
 from engine.errors import InputError
+from engine.market_stats import MarketStats
 from engine.resources import conf_dir
 from engine.scenario import load_book
+from engine.simulate import build_scopes
 
 __all__ = ["GROUPS", "expand_sweep", "parse_overrides", "to_settings", "validate_command_line"]
 
-GROUPS: tuple[str, ...] = ("run", "paths", "capacity", "output")
+GROUPS: tuple[str, ...] = ("run", "paths", "capacity", "output", "markets")
 _MAX_CHECKED_COMBINATIONS = 512
 
 
@@ -228,11 +230,17 @@ def validate_command_line(overrides: Sequence[str], multirun: bool) -> list[Sett
                 }
                 settings = to_settings(cfg, combo, choices)
                 try:
-                    load_book(settings.scenario)
+                    book = load_book(settings.scenario)
                 except InputError as exc:
                     if exc.key != "scenario":
                         raise
                     raise exc.with_source(_origin("scenario", combo, choices)) from None
+                try:  # what needs the book: the assembled factor correlation, path limits
+                    MarketStats.create(book, settings, build_scopes(book, 16))
+                except InputError as exc:
+                    if exc.key.startswith("markets."):
+                        raise exc.with_source(_origin(exc.key, combo, choices)) from None
+                    raise
                 checked.append(settings)
     finally:
         GlobalHydra.instance().clear()

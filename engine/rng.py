@@ -12,10 +12,11 @@ Normals come from Doornik's (2005) 128-layer ziggurat (ZIGNOR) fed with one
 64-bit output per attempt: the top 53 bits give the uniform, the low 7 bits the
 layer. The tail beyond r = 3.4426 uses Marsaglia's (1964) exact method.
 
-The kernels here take the generator state as a ``uint64[4]`` array that the
-caller owns (one row of a scratch array per path) so that no allocation
-happens in a hot loop. The ziggurat tables are mathematical constants computed
-once at import; numba freezes them into the compiled code.
+The kernels here take the generator states as a ``uint64[n, 4]`` array that
+the caller owns (one row per stream of a path) and the row to use, so that no
+allocation and no array view is made in a hot loop. The ziggurat tables are
+mathematical constants computed once at import; numba freezes them into the
+compiled code.
 """
 
 from __future__ import annotations
@@ -94,8 +95,10 @@ def splitmix64(x: np.uint64) -> np.uint64:
 
 
 @njit(cache=True, inline="always")
-def seed_stream(state: np.ndarray, seed: np.uint64, path: np.uint64, stream: np.uint64) -> None:
-    """Fill ``state`` with the xoshiro256** state of one (seed, path, stream).
+def seed_stream(
+    states: np.ndarray, k: int, seed: np.uint64, path: np.uint64, stream: np.uint64
+) -> None:
+    """Fill ``states[k]`` with the xoshiro256** state of one (seed, path, stream).
 
     The key is hashed by chained SplitMix64 finalisers, which makes nearby keys
     (seed 0 and 1, path i and i+1) give unrelated states; the four state words
@@ -104,39 +107,43 @@ def seed_stream(state: np.ndarray, seed: np.uint64, path: np.uint64, stream: np.
 
     Parameters
     ----------
-    state : numpy.ndarray
-        ``uint64[4]`` written in place.
+    states : numpy.ndarray
+        ``uint64[n, 4]`` generator states (one row per stream of a path).
+    k : int
+        Row written in place.
     seed, path, stream : numpy.uint64
         The run seed, the global path id and the stream id.
     """
     h = splitmix64(seed)
     h = splitmix64(h ^ path)
     h = splitmix64(h ^ (stream * _MIX1))
-    for k in range(4):
-        state[k] = splitmix64(h)
+    for w in range(4):
+        states[k, w] = splitmix64(h)
         h = h + _GOLDEN
-    if state[0] == 0 and state[1] == 0 and state[2] == 0 and state[3] == 0:
-        state[0] = _GOLDEN  # unreachable in practice; xoshiro needs a non-zero state
+    if states[k, 0] == 0 and states[k, 1] == 0 and states[k, 2] == 0 and states[k, 3] == 0:
+        states[k, 0] = _GOLDEN  # unreachable in practice; xoshiro needs a non-zero state
 
 
 @njit(cache=True, inline="always")
-def next_u64(state: np.ndarray) -> np.uint64:
+def next_u64(states: np.ndarray, k: int) -> np.uint64:
     """Advance a xoshiro256** state and return its next 64-bit output.
 
     Parameters
     ----------
-    state : numpy.ndarray
-        ``uint64[4]`` generator state, advanced in place.
+    states : numpy.ndarray
+        ``uint64[n, 4]`` generator states.
+    k : int
+        Row of the stream drawn from (advanced in place).
 
     Returns
     -------
     numpy.uint64
         The next output, ``rotl(s1 * 5, 7) * 9``.
     """
-    s0 = state[0]
-    s1 = state[1]
-    s2 = state[2]
-    s3 = state[3]
+    s0 = states[k, 0]
+    s1 = states[k, 1]
+    s2 = states[k, 2]
+    s3 = states[k, 3]
     result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
     t = s1 << np.uint64(17)
     s2 ^= s0
@@ -145,36 +152,38 @@ def next_u64(state: np.ndarray) -> np.uint64:
     s0 ^= s3
     s2 ^= t
     s3 = _rotl(s3, 45)
-    state[0] = s0
-    state[1] = s1
-    state[2] = s2
-    state[3] = s3
+    states[k, 0] = s0
+    states[k, 1] = s1
+    states[k, 2] = s2
+    states[k, 3] = s3
     return result
 
 
 @njit(cache=True, inline="always")
-def next_uniform(state: np.ndarray) -> float:
+def next_uniform(states: np.ndarray, k: int) -> float:
     """Return a uniform draw on the open interval (0, 1) with 53 random bits.
 
     Parameters
     ----------
-    state : numpy.ndarray
-        ``uint64[4]`` generator state, advanced in place.
+    states : numpy.ndarray
+        ``uint64[n, 4]`` generator states.
+    k : int
+        Row of the stream drawn from (advanced in place).
 
     Returns
     -------
     float
         ``((u >> 11) + 0.5) * 2**-53``, never exactly 0 or 1.
     """
-    return (float(next_u64(state) >> np.uint64(11)) + 0.5) * _TWO_POW_M53
+    return (float(next_u64(states, k) >> np.uint64(11)) + 0.5) * _TWO_POW_M53
 
 
 @njit(cache=True)
-def _normal_tail(state: np.ndarray, negative: bool) -> float:
+def _normal_tail(states: np.ndarray, k: int, negative: bool) -> float:
     """Draw from the normal tail beyond ``_ZIG_R`` (Marsaglia 1964)."""
     while True:
-        x = np.log(next_uniform(state)) / _ZIG_R
-        y = np.log(next_uniform(state))
+        x = np.log(next_uniform(states, k)) / _ZIG_R
+        y = np.log(next_uniform(states, k))
         if -2.0 * y >= x * x:
             break
     if negative:
@@ -183,13 +192,15 @@ def _normal_tail(state: np.ndarray, negative: bool) -> float:
 
 
 @njit(cache=True, inline="always")
-def next_normal(state: np.ndarray) -> float:
+def next_normal(states: np.ndarray, k: int) -> float:
     """Return a standard normal draw (128-layer ziggurat, Doornik 2005).
 
     Parameters
     ----------
-    state : numpy.ndarray
-        ``uint64[4]`` generator state, advanced in place.
+    states : numpy.ndarray
+        ``uint64[n, 4]`` generator states.
+    k : int
+        Row of the stream drawn from (advanced in place).
 
     Returns
     -------
@@ -197,17 +208,17 @@ def next_normal(state: np.ndarray) -> float:
         A N(0, 1) variate.
     """
     while True:
-        bits = next_u64(state)
+        bits = next_u64(states, k)
         u = 2.0 * (float(bits >> np.uint64(11)) * _TWO_POW_M53) - 1.0
         i = np.int64(bits & np.uint64(0x7F))
         if abs(u) < _ZIG_RATIO[i]:
             return u * _ZIG_X[i]
         if i == 0:
-            return _normal_tail(state, u < 0.0)
+            return _normal_tail(states, k, u < 0.0)
         x = u * _ZIG_X[i]
         f0 = np.exp(-0.5 * (_ZIG_X[i] * _ZIG_X[i] - x * x))
         f1 = np.exp(-0.5 * (_ZIG_X[i + 1] * _ZIG_X[i + 1] - x * x))
-        if f1 + next_uniform(state) * (f0 - f1) < 1.0:
+        if f1 + next_uniform(states, k) * (f0 - f1) < 1.0:
             return x
 
 
@@ -245,8 +256,8 @@ def fill_normals(out: np.ndarray, seed: np.uint64, path0: np.uint64, stream: np.
     seed, path0, stream : numpy.uint64
         Run seed, first global path id, stream id.
     """
-    state = np.empty(4, dtype=np.uint64)
+    state = np.empty((1, 4), dtype=np.uint64)
     for i in range(out.shape[0]):
-        seed_stream(state, seed, path0 + np.uint64(i), stream)
+        seed_stream(state, 0, seed, path0 + np.uint64(i), stream)
         for j in range(out.shape[1]):
-            out[i, j] = next_normal(state)
+            out[i, j] = next_normal(state, 0)

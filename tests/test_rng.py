@@ -28,22 +28,22 @@ def normals(seed: int, path0: int, stream: int, n_paths: int, n_draws: int) -> n
 
 @njit
 def _uniforms(seed: np.uint64, path: np.uint64, stream: np.uint64, n: int) -> np.ndarray:
-    state = np.empty(4, dtype=np.uint64)
-    rng.seed_stream(state, seed, path, stream)
+    state = np.empty((1, 4), dtype=np.uint64)
+    rng.seed_stream(state, 0, seed, path, stream)
     out = np.empty(n)
     for j in range(n):
-        out[j] = rng.next_uniform(state)
+        out[j] = rng.next_uniform(state, 0)
     return out
 
 
 @njit
 def _first_outputs(seeds: np.ndarray, paths: np.ndarray, stream: np.uint64) -> np.ndarray:
-    state = np.empty(4, dtype=np.uint64)
+    state = np.empty((1, 4), dtype=np.uint64)
     out = np.empty((seeds.shape[0], paths.shape[0]), dtype=np.uint64)
     for i in range(seeds.shape[0]):
         for j in range(paths.shape[0]):
-            rng.seed_stream(state, seeds[i], paths[j], stream)
-            out[i, j] = rng.next_u64(state)
+            rng.seed_stream(state, 0, seeds[i], paths[j], stream)
+            out[i, j] = rng.next_u64(state, 0)
     return out
 
 
@@ -52,7 +52,7 @@ def _first_outputs(seeds: np.ndarray, paths: np.ndarray, stream: np.uint64) -> n
 
 def test_xoshiro256starstar_reference_vector() -> None:
     """xoshiro256** from state (1, 2, 3, 4): the published first ten outputs (Vigna's C code)."""
-    state = np.array([1, 2, 3, 4], dtype=np.uint64)
+    state = np.array([[1, 2, 3, 4]], dtype=np.uint64)
     expected = [
         11520,
         0,
@@ -65,7 +65,7 @@ def test_xoshiro256starstar_reference_vector() -> None:
         10595114339597558777,
         2904607092377533576,
     ]
-    assert [int(rng.next_u64(state)) for _ in expected] == expected
+    assert [int(rng.next_u64(state, 0)) for _ in expected] == expected
 
 
 def test_splitmix64_reference_vector() -> None:
@@ -119,11 +119,11 @@ def test_seeding_follows_the_documented_splitmix_chain(seed: int, path: int, str
     state = SM(h), SM(h + golden), ...; uniforms ((u >> 11) + 0.5) 2^-53 (Python integers)."""
     h = _splitmix(_splitmix(_splitmix(seed) ^ path) ^ ((stream * 0xBF58476D1CE4E5B9) & MASK64))
     expected = [_splitmix((h + k * GOLDEN) & MASK64) for k in range(4)]
-    state = np.empty(4, dtype=np.uint64)
-    rng.seed_stream(state, np.uint64(seed), np.uint64(path), np.uint64(stream))
-    assert [int(w) for w in state] == expected
-    assert int(rng.next_u64(state)) == _xoshiro(expected)
-    assert rng.next_uniform(state) == ((_xoshiro(expected) >> 11) + 0.5) * 2.0**-53
+    state = np.empty((1, 4), dtype=np.uint64)
+    rng.seed_stream(state, 0, np.uint64(seed), np.uint64(path), np.uint64(stream))
+    assert [int(w) for w in state[0]] == expected
+    assert int(rng.next_u64(state, 0)) == _xoshiro(expected)
+    assert rng.next_uniform(state, 0) == ((_xoshiro(expected) >> 11) + 0.5) * 2.0**-53
 
 
 # --- stream identity and independence ------------------------------------------------

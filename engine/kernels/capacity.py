@@ -70,7 +70,7 @@ def _stretch(
 ) -> float:
     """Equipment lead time stretched by the copper squeeze months of this path."""
     return stretched_duration(
-        work, rng, seed, path, stream, int(squeeze[0]), squeeze[1], squeeze[2], squeeze[3]
+        work, rng, 1, seed, path, stream, int(squeeze[0]), squeeze[1], squeeze[2], squeeze[3]
     )
 
 
@@ -123,44 +123,43 @@ def energization_times(
     n_campuses = campus_stream.shape[0]
     n_blocks = (n_paths + _BLOCK - 1) // _BLOCK
     for block in prange(n_blocks):
-        state = np.empty(4, dtype=np.uint64)
-        rng = np.empty(4, dtype=np.uint64)  # replays the copper squeeze regime
+        state = np.empty((2, 4), dtype=np.uint64)  # row 0: draws; row 1: squeeze replay
         f_operator = np.empty((n_operators, _N_FACTOR_KINDS))
         f_campus = np.empty((n_campuses, _N_FACTOR_KINDS))
         for i in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK)):
             path = path0 + np.uint64(i)
             for o in range(n_operators):
-                seed_stream(state, seed, path, operator_stream[o])
+                seed_stream(state, 0, seed, path, operator_stream[o])
                 for k in range(_N_FACTOR_KINDS):
-                    f_operator[o, k] = next_normal(state)
+                    f_operator[o, k] = next_normal(state, 0)
             for c in range(n_campuses):
-                seed_stream(state, seed, path, campus_stream[c])
+                seed_stream(state, 0, seed, path, campus_stream[c])
                 for k in range(_N_FACTOR_KINDS):
-                    f_campus[c, k] = next_normal(state)
+                    f_campus[c, k] = next_normal(state, 0)
             for s in range(n_sites):
-                seed_stream(state, seed, path, site_stream[s])
+                seed_stream(state, 0, seed, path, site_stream[s])
                 o = site_operator[s]
                 c = site_campus[s]
                 z = (
                     weight_operator * f_operator[o, 0]
                     + weight_campus * f_campus[c, 0]
-                    + weight_own * next_normal(state)
+                    + weight_own * next_normal(state, 0)
                 )
                 overrun = math.exp(overrun_ln_median + overrun_sigma_ln * z)
-                withdrawn = next_uniform(state) < site_withdrawal[s]
+                withdrawn = next_uniform(state, 0) < site_withdrawal[s]
                 site_longest = 0.0
                 for k in range(site_item_start[s], site_item_end[s]):
                     kind = item_kind[k]
                     z = (
                         weight_operator * f_operator[o, kind]
                         + weight_campus * f_campus[c, kind]
-                        + weight_own * next_normal(state)
+                        + weight_own * next_normal(state, 0)
                     )
                     d = overrun * _duration(
                         item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z
                     )
                     if kind == _EQUIPMENT:
-                        d = _stretch(d, rng, seed, path, squeeze, squeeze_stream)
+                        d = _stretch(d, state, seed, path, squeeze, squeeze_stream)
                     site_longest = max(site_longest, d)
                 previous = 0.0
                 for p in range(site_phase_start[s], site_phase_end[s]):
@@ -170,13 +169,13 @@ def energization_times(
                         z = (
                             weight_operator * f_operator[o, kind]
                             + weight_campus * f_campus[c, kind]
-                            + weight_own * next_normal(state)
+                            + weight_own * next_normal(state, 0)
                         )
                         d = overrun * _duration(
                             item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z
                         )
                         if kind == _EQUIPMENT:
-                            d = _stretch(d, rng, seed, path, squeeze, squeeze_stream)
+                            d = _stretch(d, state, seed, path, squeeze, squeeze_stream)
                         longest = max(longest, d)
                     energized = longest
                     if withdrawn:

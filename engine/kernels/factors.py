@@ -1,7 +1,7 @@
 """Building blocks of the market factors: inline numba functions on one path.
 
-Each function advances a generator state passed in (one stream of one path,
-see engine/rng.py) and returns a draw or a new factor value. They are shared
+Each function advances a generator state passed in (row ``k`` of the path's
+stream states, see engine/rng.py) and returns a draw or a new factor value. They are shared
 by the market kernel and, for the copper squeeze regime, by the capacity
 kernel, which replays the same stream to stretch equipment lead times.
 """
@@ -38,27 +38,27 @@ _T_DW = 2.0 * T_GRID_MAX / (T_GRID_POINTS - 1)
 
 
 @njit(cache=True, inline="always")
-def poisson_count(state: np.ndarray, mean: float, p0: float) -> int:
+def poisson_count(state: np.ndarray, k: int, mean: float, p0: float) -> int:
     """Poisson(mean) count by inversion of one uniform; ``p0`` = exp(-mean)."""
     if mean <= 0.0:
         return 0
-    u = next_uniform(state)
+    u = next_uniform(state, k)
     p = p0
     cdf = p
-    k = 0
-    while u > cdf and k < 10_000:
-        k += 1
-        p *= mean / k
+    count = 0
+    while u > cdf and count < 10_000:
+        count += 1
+        p *= mean / count
         cdf += p
         if p == 0.0:
             break
-    return k
+    return count
 
 
 @njit(cache=True, inline="always")
-def markov_step(state: np.ndarray, regime: int, transition: np.ndarray) -> int:
+def markov_step(state: np.ndarray, k: int, regime: int, transition: np.ndarray) -> int:
     """Next regime of a Markov chain: row ``regime`` of ``transition`` by one uniform."""
-    u = next_uniform(state)
+    u = next_uniform(state, k)
     n = transition.shape[1]
     cdf = 0.0
     for j in range(n - 1):
@@ -69,18 +69,18 @@ def markov_step(state: np.ndarray, regime: int, transition: np.ndarray) -> int:
 
 
 @njit(cache=True, inline="always")
-def squeeze_start(state: np.ndarray, initial: int, enter: float, leave: float) -> int:
+def squeeze_start(state: np.ndarray, k: int, initial: int, enter: float, leave: float) -> int:
     """Regime before month 1: 0 normal, 1 squeeze, 2 drawn from the stationary law."""
     if initial != 2:
         return initial
     stationary = enter / (enter + leave)
-    return REGIME_SQUEEZE if next_uniform(state) < stationary else REGIME_NORMAL
+    return REGIME_SQUEEZE if next_uniform(state, k) < stationary else REGIME_NORMAL
 
 
 @njit(cache=True, inline="always")
-def squeeze_next(state: np.ndarray, regime: int, enter: float, leave: float) -> int:
+def squeeze_next(state: np.ndarray, k: int, regime: int, enter: float, leave: float) -> int:
     """Regime of the next month of the two-state squeeze chain (one uniform)."""
-    u = next_uniform(state)
+    u = next_uniform(state, k)
     if regime == REGIME_NORMAL:
         return REGIME_SQUEEZE if u < enter else REGIME_NORMAL
     return REGIME_NORMAL if u < leave else REGIME_SQUEEZE
@@ -90,6 +90,7 @@ def squeeze_next(state: np.ndarray, regime: int, enter: float, leave: float) -> 
 def stretched_duration(
     work: float,
     rng: np.ndarray,
+    row: int,
     seed: np.uint64,
     path: np.uint64,
     stream: np.uint64,
@@ -109,7 +110,9 @@ def stretched_duration(
     work : float
         Lead time in months if no squeeze occurs.
     rng : numpy.ndarray
-        ``uint64[4]`` scratch generator state (overwritten).
+        ``uint64[n, 4]`` generator states; row ``row`` is overwritten (scratch).
+    row : int
+        Row of ``rng`` to use.
     seed, path, stream : numpy.uint64
         Run seed, global path id and the squeeze regime's stream id.
     initial : int
@@ -126,12 +129,12 @@ def stretched_duration(
     """
     if factor == 1.0 or not work < math.inf:
         return work
-    seed_stream(rng, seed, path, stream)
-    regime = squeeze_start(rng, initial, enter, leave)
+    seed_stream(rng, row, seed, path, stream)
+    regime = squeeze_start(rng, row, initial, enter, leave)
     done = 0.0
     month = 0
     while True:
-        regime = squeeze_next(rng, regime, enter, leave)
+        regime = squeeze_next(rng, row, regime, enter, leave)
         rate = 1.0 / factor if regime == REGIME_SQUEEZE else 1.0
         if done + rate >= work:
             return month + (work - done) / rate
@@ -140,17 +143,17 @@ def stretched_duration(
 
 
 @njit(cache=True, inline="always")
-def chi_square(state: np.ndarray, nu: float) -> float:
+def chi_square(state: np.ndarray, k: int, nu: float) -> float:
     """chi^2 with ``nu`` > 2 degrees of freedom: 2 Gamma(nu / 2) (Marsaglia-Tsang 2000)."""
     d = nu / 2.0 - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
     while True:
-        x = next_normal(state)
+        x = next_normal(state, k)
         v = 1.0 + c * x
         if v <= 0.0:
             continue
         v = v * v * v
-        u = next_uniform(state)
+        u = next_uniform(state, k)
         if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
             return 2.0 * d * v
 

@@ -120,8 +120,9 @@ def _record(
 ) -> None:
     if row < 0:
         return
-    hist[b, row, t, _bin(log_value, center[row, t], scales[row, t], hist.shape[3])] += 1
-    sums[b, row, t] += np.int64(value * per_unit[row] + 0.5)
+    # month-major partial results: one path's records walk memory in order
+    hist[b, t, row, _bin(log_value, center[t, row], scales[t, row], hist.shape[3])] += 1
+    sums[b, t, row] += np.int64(value * per_unit[row] + 0.5)
 
 
 @njit(cache=True, parallel=True)
@@ -226,14 +227,15 @@ def market_statistics(
     first_moy = int(scalars[S_FIRST_MOY])
     per_unit = 1.0 / unit
     site_scale = site_hist.shape[2] / (2.0 * SITE_HALF_WIDTH)
-    scales = bin_scale
+    scales = np.ascontiguousarray(bin_scale.T)  # [T + 1, n_out]
+    centers = np.ascontiguousarray(center.T)
     tracing = trace.shape[0] > 0
     log_keep = np.log(fire_sale_keep)  # -inf where the fire sale took all value
     spike_p0 = np.exp(-region[:, R_SPIKE_MEAN])
     copper_p0 = math.exp(-scalars[S_CU_JUMP_MEAN])
     # int32 partial counts (a chunk holds < 2**31 paths): the histogram stays in L2
-    b_hist = np.zeros((n_blocks, n_out, horizon + 1, n_bins), dtype=np.int32)
-    b_sums = np.zeros((n_blocks, n_out, horizon + 1), dtype=np.int64)
+    b_hist = np.zeros((n_blocks, horizon + 1, n_out, n_bins), dtype=np.int32)
+    b_sums = np.zeros((n_blocks, horizon + 1, n_out), dtype=np.int64)
     b_squeeze = np.zeros((n_blocks, horizon + 1), dtype=np.int64)
     b_curtail = np.zeros((n_blocks, n_regions, horizon + 1), dtype=np.int64)
     b_curtailed = np.zeros((n_blocks, n_scopes, width), dtype=np.int64)
@@ -256,12 +258,10 @@ def market_statistics(
         y_gpu = np.empty(n_gens)
         launch = np.empty(n_gens, dtype=np.int64)
         months = np.empty(n_phases, dtype=np.int64)
-        st_copula, st_copper = rng[ST_COPULA], rng[ST_COPPER]
-        st_squeeze, st_regime = rng[ST_SQUEEZE], rng[ST_GPU_REGIME]
         for i in range(b * per_block, min(n_paths, (b + 1) * per_block)):
             path = path0 + np.uint64(i)
             for k in range(streams.shape[0]):
-                seed_stream(rng[k], seed, path, streams[k])
+                seed_stream(rng, k, seed, path, streams[k])
             demand = scalars[S_D0]
             for r in range(n_regions):
                 x_ou[r] = 0.0
@@ -269,7 +269,9 @@ def market_statistics(
                 charge[r] = region[r, R_CAP0]
                 log_charge[r] = math.log(charge[r]) if charge[r] > 0.0 else -math.inf
             chi, xi = scalars[S_CHI0], scalars[S_XI0]
-            squeeze = squeeze_start(st_squeeze, sq_initial, sq_enter, sq_exit) if (copper_on) else 0
+            squeeze = 0
+            if copper_on:
+                squeeze = squeeze_start(rng, ST_SQUEEZE, sq_initial, sq_enter, sq_exit)
             gpu_regime = 1
             for g in range(n_gens):
                 y_gpu[g] = 0.0
@@ -277,7 +279,7 @@ def market_statistics(
                 if lo < 0:
                     launch[g] = horizon + 1
                 elif gpu_on:
-                    u = next_uniform(rng[4 + n_regions + g])
+                    u = next_uniform(rng, 4 + n_regions + g)
                     launch[g] = int(lo) + int(u * (hi - lo + 1.0))
                 else:
                     launch[g] = int((lo + hi) // 2)
@@ -286,10 +288,10 @@ def market_statistics(
                 moy = (t - 1 + first_moy) % 12
                 # -- copula shocks
                 for f in range(n_factors):
-                    eps[f] = next_normal(st_copula)
+                    eps[f] = next_normal(rng, ST_COPULA)
                 scale = 1.0
                 if student:
-                    scale = math.sqrt(nu / chi_square(st_copula, nu))
+                    scale = math.sqrt(nu / chi_square(rng, ST_COPULA, nu))
                 for f in range(n_factors):
                     acc = 0.0
                     for k in range(f + 1):
@@ -303,22 +305,22 @@ def market_statistics(
                     spikes = 0
                     new_year = t > 1 and (t - 1) % 12 == 0
                     if elec_on:
-                        st = rng[4 + r]
+                        st = 4 + r
                         x_ou[r] = region[r, R_OU_A] * x_ou[r] + region[r, R_OU_B] * z[1 + r]
                         y_spike[r] *= region[r, R_SPIKE_DECAY]
-                        spikes = poisson_count(st, region[r, R_SPIKE_MEAN], spike_p0[r])
+                        spikes = poisson_count(rng, st, region[r, R_SPIKE_MEAN], spike_p0[r])
                         for _ in range(spikes):
                             y_spike[r] += region[r, R_SPIKE_MU] + region[
                                 r, R_SPIKE_SD
-                            ] * next_normal(st)
+                            ] * next_normal(rng, st)
                         if new_year:
                             step = region[r, R_CAP_MU]
                             if region[r, R_CAP_SIGMA] > 0.0:
-                                step += region[r, R_CAP_SIGMA] * next_normal(st)
+                                step += region[r, R_CAP_SIGMA] * next_normal(rng, st)
                             log_charge[r] += step
                             charge[r] = math.exp(log_charge[r])
                         if region[r, R_CURTAIL_P] > 0.0:
-                            event = next_uniform(st) < region[r, R_CURTAIL_P]
+                            event = next_uniform(rng, st) < region[r, R_CURTAIL_P]
                     elif new_year:
                         log_charge[r] += region[r, R_CAP_MU]
                         charge[r] = math.exp(log_charge[r])
@@ -331,7 +333,9 @@ def market_statistics(
                     )
                     log_all_in = math.log(all_in)
                     row = report[2 * r]
-                    _record(b_hist, b_sums, b, row, t, log_all_in, all_in, center, scales, per_unit)
+                    _record(
+                        b_hist, b_sums, b, row, t, log_all_in, all_in, centers, scales, per_unit
+                    )
                     row = report[2 * r + 1]
                     _record(
                         b_hist,
@@ -341,7 +345,7 @@ def market_statistics(
                         t,
                         log_charge[r],
                         charge[r],
-                        center,
+                        centers,
                         scales,
                         per_unit,
                     )
@@ -364,23 +368,25 @@ def market_statistics(
                 xi += scalars[S_XI_DRIFT]
                 jumps = 0
                 if copper_on:
-                    squeeze = squeeze_next(st_squeeze, squeeze, sq_enter, sq_exit)
+                    squeeze = squeeze_next(rng, ST_SQUEEZE, squeeze, sq_enter, sq_exit)
                     chi += scalars[S_CU_B] * z[1 + n_regions]
-                    own = next_normal(st_copper)
+                    own = next_normal(rng, ST_COPPER)
                     xi += scalars[S_XI_SD] * (cu_rho * z[1 + n_regions] + cu_own * own)
-                    jumps = poisson_count(st_copper, scalars[S_CU_JUMP_MEAN], copper_p0)
+                    jumps = poisson_count(rng, ST_COPPER, scalars[S_CU_JUMP_MEAN], copper_p0)
                     for _ in range(jumps):
-                        xi += scalars[S_CU_JUMP_MU] + scalars[S_CU_JUMP_SD] * next_normal(st_copper)
+                        xi += scalars[S_CU_JUMP_MU] + scalars[S_CU_JUMP_SD] * next_normal(
+                            rng, ST_COPPER
+                        )
                 log_copper = chi + xi
                 if squeeze == REGIME_SQUEEZE:
                     log_copper += scalars[S_SQ_PREMIUM]
                     b_squeeze[b, t] += 1
                 copper[t] = math.exp(log_copper)
                 row = report[2 * n_regions]
-                _record(b_hist, b_sums, b, row, t, log_copper, copper[t], center, scales, per_unit)
+                _record(b_hist, b_sums, b, row, t, log_copper, copper[t], centers, scales, per_unit)
                 # -- GPU market
                 if gpu_regimes:
-                    gpu_regime = markov_step(st_regime, gpu_regime, regime_transition)
+                    gpu_regime = markov_step(rng, ST_GPU_REGIME, gpu_regime, regime_transition)
                 for g in range(n_gens):
                     y_gpu[g] = gpu[g, G_OU_A] * y_gpu[g]
                     if gpu_on:
@@ -391,7 +397,7 @@ def market_statistics(
                         log_rent += regime_offset[gpu_regime]
                     rent = math.exp(log_rent)
                     row = report[2 * n_regions + 1 + 2 * g]
-                    _record(b_hist, b_sums, b, row, t, log_rent, rent, center, scales, per_unit)
+                    _record(b_hist, b_sums, b, row, t, log_rent, rent, centers, scales, per_unit)
                     log_resale = (
                         gpu[g, G_LN_NEW]
                         + (gpu[g, G_AGE0] + t / 12.0) * gpu[g, G_LN_KEEP]
@@ -402,7 +408,9 @@ def market_statistics(
                         log_resale += gpu[g, G_LN_STEP]
                     resale = math.exp(log_resale)
                     row = report[2 * n_regions + 2 + 2 * g]
-                    _record(b_hist, b_sums, b, row, t, log_resale, resale, center, scales, per_unit)
+                    _record(
+                        b_hist, b_sums, b, row, t, log_resale, resale, centers, scales, per_unit
+                    )
                     if tracing:
                         c = TRACE_FIXED + n_factors + TRACE_PER_REGION * n_regions + 2 * g
                         trace[i, c, t] = log_rent
@@ -456,8 +464,11 @@ def market_statistics(
                             for k in range(3):
                                 b_curtailed[b, phase_scopes[p, k], t] += phase_curtail_w[p]
     for b in range(n_blocks):
-        hist += b_hist[b]
-        sums += b_sums[b]
+        for t in range(horizon + 1):
+            for row in range(n_out):
+                sums[row, t] += b_sums[b, t, row]
+                for k in range(n_bins):
+                    hist[row, t, k] += b_hist[b, t, row, k]
         squeeze_months += b_squeeze[b]
         curtail_months += b_curtail[b]
         curtailed_w += b_curtailed[b]
