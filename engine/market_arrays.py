@@ -3,7 +3,7 @@
 What is lowered: parameters per month step, the copula's factor matrix, central
 paths and the bins of the reported factors.
 
-Monthly steps use exact discretisations (docs/model.md section 4): an OU
+Monthly steps use exact discretisations (docs/model.md section 7): an OU
 process with rate kappa (1/yr) and volatility sigma moves by
 ``X_t = a X_{t-1} + b z`` with ``a = exp(-kappa / 12)`` and
 ``b = sigma sqrt((1 - a^2) / (2 kappa))``.
@@ -127,7 +127,8 @@ class MarketArrays:
     regime_transition, regime_offset : numpy.ndarray
         GPU market regimes: ``float64[3, 3]`` monthly transitions, ``float64[3]`` log offsets.
     streams : numpy.ndarray
-        ``uint64[4 + R + G]``: copula, copper, squeeze, GPU regime, each region, each generation.
+        ``uint64[4 + R + G + F]``: copula (t scale), copper, squeeze, GPU regime, each
+        region, each generation, each copula factor's shock.
     center : numpy.ndarray
         ``float64[n_out, T + 1]`` ln of each reported factor's central path.
     bin_scale : numpy.ndarray
@@ -366,6 +367,9 @@ def lower_markets(book: Book, markets: MarketsConfig, horizon: int) -> MarketArr
     streams += [stream_id("market", "copper_squeeze"), stream_id("market", "gpu_regime")]
     streams += [stream_id("market", "electricity", r.id) for r in book.regions]
     streams += [stream_id("market", "gpu", g.id) for g in book.gpu_generations]
+    # each factor's independent shock has its own stream (common random numbers when
+    # a factor is added: only the correlated scores of factors after it change)
+    streams += [stream_id("market", "shock", name) for name in factor_names]
     arrays = MarketArrays(
         switches=switches,
         scalars=scalars,

@@ -232,10 +232,10 @@ class SqueezeConfig:
         squeeze months (>= 1).
     """
 
-    enter_probability: float = 0.02
+    enter_probability: float = 0.0087
     exit_probability: float = 0.08
     initial: str = "stationary"
-    log_premium: float = 0.10
+    log_premium: float = 0.18
     equipment_lead_factor: float = 1.5
 
     def __post_init__(self) -> None:
@@ -298,11 +298,11 @@ class CopperConfig:
     short_kappa_per_year: float = 1.0
     short_sigma: float = 0.20
     long_drift_per_year: float = 0.0
-    long_sigma: float = 0.12
-    short_long_correlation: float = 0.0
+    long_sigma: float = 0.15
+    short_long_correlation: float = 0.3
     jump_rate_per_year: float = 0.15
     jump_mean_log: float = 0.0
-    jump_sd_log: float = 0.17
+    jump_sd_log: float = 0.18
     squeeze: SqueezeConfig = field(default_factory=SqueezeConfig)
     intensity_t_per_mw: float = 27.0
     facility_capex_usd_per_mw: float = 11_500_000.0
@@ -347,9 +347,13 @@ class GpuRegimeConfig:
 
     enabled: bool = False
     transition: list[Any] = field(
-        default_factory=lambda: [[0.90, 0.10, 0.00], [0.03, 0.94, 0.03], [0.00, 0.08, 0.92]]
+        default_factory=lambda: [
+            [0.9707, 0.0293, 0.0],
+            [0.01465, 0.9707, 0.01465],
+            [0.0, 0.0293, 0.9707],
+        ]
     )
-    log_offsets: list[Any] = field(default_factory=lambda: [0.25, 0.0, -0.35])
+    log_offsets: list[Any] = field(default_factory=lambda: [0.2231, 0.0, -0.2877])
 
     def __post_init__(self) -> None:
         rows = self.transition
@@ -387,8 +391,9 @@ class GpuMarketConfig:
     Attributes
     ----------
     enabled : bool
-        False: rents on their trend, resale on its age curve (no shocks, no
-        successor uncertainty: the launch at the middle of its window).
+        False: no rent shocks or regimes (rents follow their trend plus the
+        demand loading, which the demand switch controls), no successor
+        uncertainty (the launch at the middle of its window).
     regimes : GpuRegimeConfig
         Optional market regimes.
     """

@@ -78,6 +78,36 @@ def quantiles_from_log_histogram(
     return np.where(total > 0, np.exp(log_value), np.nan)
 
 
+def mean_se_from_log_histogram(
+    counts: np.ndarray, center: np.ndarray, half_width: np.ndarray | float
+) -> np.ndarray:
+    """Return the standard error of the mean, sqrt(var / N), var from the bin mid-points.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``int64[..., B]`` paths per bin of ln(value) - center.
+    center : numpy.ndarray
+        ``float64[...]`` ln value at the middle of the bin range.
+    half_width : numpy.ndarray or float
+        Half-width of the bin range in ln value.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64[...]`` (nan where there are no paths).
+    """
+    n_bins = counts.shape[-1]
+    half = np.asarray(half_width, dtype=float)[..., None]
+    offsets = (np.arange(n_bins) + 0.5) / n_bins * 2.0 - 1.0
+    values = np.exp(np.asarray(center, dtype=float)[..., None] + offsets * half)
+    n = counts.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (counts * values).sum(axis=-1) / n
+        var = (counts * (values - mean[..., None]) ** 2).sum(axis=-1) / np.maximum(n - 1, 1)
+        return np.where(n > 0, np.sqrt(var / n), np.nan)
+
+
 @dataclass
 class MarketStats:
     """Integer statistics of the market model, merged by addition (see the kernel)."""
@@ -191,6 +221,7 @@ class MarketStats:
                 "factor": [name] * len(months),
                 "unit": [unit] * len(months),
                 "mean": self.sums[row, 1:] * a.unit[row] / n,
+                "mean_se": mean_se_from_log_histogram(self.hist[row, 1:], a.center[row, 1:], half),
             }
             for label, q in QUANTILES.items():
                 data[label] = quantiles_from_log_histogram(
@@ -211,11 +242,13 @@ class MarketStats:
                     "factor": [name] * len(months),
                     "unit": ["probability"] * len(months),
                     "mean": p,
+                    "mean_se": np.sqrt(p * (1.0 - p) / n),
                     **{label: np.full(len(months), np.nan) for label in QUANTILES},
                     "bin_width_log": np.full(len(months), np.nan),
                 }
             )
-        schema = {"month": pl.Int32, "factor": pl.String, "unit": pl.String, "mean": pl.Float64}
+        schema = {"month": pl.Int32, "factor": pl.String, "unit": pl.String}
+        schema |= {"mean": pl.Float64, "mean_se": pl.Float64}
         schema |= dict.fromkeys([*QUANTILES, "bin_width_log"], pl.Float64)
         table = pl.concat([pl.DataFrame(f, schema=schema) for f in frames])
         return table.with_columns(pl.col([*QUANTILES, "bin_width_log"]).fill_nan(None))
@@ -234,6 +267,10 @@ class MarketStats:
             "prob_built_within_horizon": p_built,
             "prob_built_within_horizon_se": np.sqrt(p_built * (1 - p_built) / self.n_paths),
             "facility_capex_musd_mean": self.site_sums[:, 0] / n_built / 1e3,
+            "facility_capex_musd_mean_se": mean_se_from_log_histogram(
+                self.site_hist[:, SITE_CAPEX], lay["site_center"][:, SITE_CAPEX], SITE_HALF_WIDTH
+            )
+            / 1e6,
         }
         for label, q in QUANTILES.items():
             if label in ("p10", "p90"):
@@ -244,6 +281,12 @@ class MarketStats:
             data[f"facility_capex_musd_{label}"] = v / 1e6
         data["copper_cost_musd_mean"] = self.site_sums[:, 1] / n_built / 1e3
         data["energy_cost_musd_per_month_mean"] = self.site_sums[:, 3] / n_built / 1e6
+        data["energy_cost_musd_per_month_mean_se"] = (
+            mean_se_from_log_histogram(
+                self.site_hist[:, SITE_ENERGY], lay["site_center"][:, SITE_ENERGY], SITE_HALF_WIDTH
+            )
+            / 1e6
+        )
         for label, q in QUANTILES.items():
             if label in ("p10", "p90"):
                 continue

@@ -40,6 +40,27 @@ TABLE_UNITS: dict[str, dict[str, str]] = {
         "mean_delay_months": "months late vs planned, mean over paths energized in the horizon",
         "prob_*": "probability; *_se its binomial standard error",
     },
+    "market_by_month": {
+        "month": "month (1 = first simulated month)",
+        "unit": "unit of mean and quantiles of the row's factor ($/MWh, $/MW-day, $/t, "
+        "$/GPU-hr, $/GPU, or probability for event rows)",
+        "mean_se": "standard error of the mean (binomial for probabilities; from the "
+        "histogram otherwise)",
+        "p*": "quantile, within one bin of the exact sample quantile",
+        "bin_width_log": "histogram bin width in ln(value): the quantiles' resolution",
+    },
+    "site_costs": {
+        "it_mw": "MW of critical IT load",
+        "prob_*": "probability; *_se its binomial standard error",
+        "*_musd*": "million $, over the paths on which the site is built within the horizon",
+        "*_per_month*": "million $ per month in service (energy at the all-in price x IT MW "
+        "x PUE, plus the capacity charge)",
+        "*_mean_se": "standard error of the mean, same unit (from the histogram)",
+    },
+}
+TABLE_UNITS["capacity_by_month"] |= {
+    "mw_curtailed_mean": "MW of IT load taken offline by curtailment events, mean",
+    "mw_available_mean": "MW online minus MW curtailed, mean",
 }
 
 

@@ -243,7 +243,9 @@ def run_scenario(
         "cores": available_cores(),
         **facts,
         "threads": n_threads,
-        "quantile_definition": "inverted empirical CDF (Hyndman-Fan type 1)",
+        "quantile_definition": "inverted empirical CDF (Hyndman-Fan type 1) for capacity and "
+        "energization; market and cost quantiles interpolated in ln value inside a "
+        "histogram bin (within bin_width_log of the sample quantile)",
         "versions": package_versions(),
         "git_commit": git_commit(),
         "config": resolved_config or dataclasses.asdict(settings),

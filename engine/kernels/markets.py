@@ -208,6 +208,7 @@ def market_statistics(
     n_out, n_bins = hist.shape[0], hist.shape[2]
     n_regions, n_gens, n_sites = region.shape[0], gpu.shape[0], site_region.shape[0]
     n_factors = copula_factor.shape[0]
+    shock0 = 4 + n_regions + n_gens  # stream row of the first factor's shock
     n_scopes, width = curtailed_w.shape
     demand_on, elec_on, copper_on, gpu_on, student = (
         switches[0],
@@ -245,7 +246,7 @@ def market_statistics(
     b_site_sums = np.zeros((n_blocks, site_sums.shape[0], site_sums.shape[1]), dtype=np.int64)
     per_block = (n_paths + n_blocks - 1) // n_blocks
     for b in prange(n_blocks):
-        rng = np.empty((4 + n_regions + n_gens, 4), dtype=np.uint64)
+        rng = np.empty((streams.shape[0], 4), dtype=np.uint64)
         eps = np.empty(n_factors)
         z = np.empty(n_factors)
         x_ou = np.empty(n_regions)
@@ -288,7 +289,7 @@ def market_statistics(
                 moy = (t - 1 + first_moy) % 12
                 # -- copula shocks
                 for f in range(n_factors):
-                    eps[f] = next_normal(rng, ST_COPULA)
+                    eps[f] = next_normal(rng, shock0 + f)
                 scale = 1.0
                 if student:
                     scale = math.sqrt(nu / chi_square(rng, ST_COPULA, nu))
