@@ -231,7 +231,23 @@ def market_statistics(
     scales = np.ascontiguousarray(bin_scale.T)  # [T + 1, n_out]
     centers = np.ascontiguousarray(center.T)
     tracing = trace.shape[0] > 0
-    log_keep = np.log(fire_sale_keep)  # -inf where the fire sale took all value
+    # resale: ln new + age x ln(1 - decay) + ln(1 - fire-sale impact), by generation and
+    # month; with elasticity 1, resale = rent x exp(that - ln trend) (one product per month)
+    resale_base = np.empty((n_gens, horizon + 1))
+    resale_log_factor = np.empty((n_gens, horizon + 1))
+    resale_factor = np.empty((n_gens, horizon + 1))
+    unit_elasticity = np.empty(n_gens, dtype=np.bool_)
+    step_factor = np.empty(n_gens)
+    for g in range(n_gens):
+        unit_elasticity[g] = gpu[g, G_ELASTICITY] == 1.0
+        step_factor[g] = math.exp(gpu[g, G_LN_STEP])
+        for t in range(horizon + 1):
+            keep = fire_sale_keep[g, t]
+            base = gpu[g, G_LN_NEW] + (gpu[g, G_AGE0] + t / 12.0) * gpu[g, G_LN_KEEP]
+            base += math.log(keep) if keep > 0.0 else -math.inf
+            resale_base[g, t] = base
+            resale_log_factor[g, t] = base - (gpu[g, G_LN_RENT] + gpu[g, G_DRIFT] * t)
+            resale_factor[g, t] = math.exp(resale_log_factor[g, t])
     spike_p0 = np.exp(-region[:, R_SPIKE_MEAN])
     copper_p0 = math.exp(-scalars[S_CU_JUMP_MEAN])
     # int32 partial counts (a chunk holds < 2**31 paths): the histogram stays in L2
@@ -399,15 +415,20 @@ def market_statistics(
                     rent = math.exp(log_rent)
                     row = report[2 * n_regions + 1 + 2 * g]
                     _record(b_hist, b_sums, b, row, t, log_rent, rent, centers, scales, per_unit)
-                    log_resale = (
-                        gpu[g, G_LN_NEW]
-                        + (gpu[g, G_AGE0] + t / 12.0) * gpu[g, G_LN_KEEP]
-                        + gpu[g, G_ELASTICITY] * (log_rent - trend)
-                        + log_keep[g, t]
-                    )
-                    if t >= launch[g]:
-                        log_resale += gpu[g, G_LN_STEP]
-                    resale = math.exp(log_resale)
+                    after = t >= launch[g]
+                    if unit_elasticity[g]:  # resale = rent x a deterministic factor: no exp
+                        log_resale = log_rent + resale_log_factor[g, t]
+                        resale = rent * resale_factor[g, t]
+                        if after:
+                            log_resale += gpu[g, G_LN_STEP]
+                            resale *= step_factor[g]
+                    else:
+                        log_resale = (
+                            resale_base[g, t]
+                            + gpu[g, G_ELASTICITY] * (log_rent - trend)
+                            + (gpu[g, G_LN_STEP] if after else 0.0)
+                        )
+                        resale = math.exp(log_resale)
                     row = report[2 * n_regions + 2 + 2 * g]
                     _record(
                         b_hist, b_sums, b, row, t, log_resale, resale, centers, scales, per_unit
