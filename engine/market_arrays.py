@@ -134,6 +134,11 @@ class MarketArrays:
     bin_scale : numpy.ndarray
         ``float64[n_out, T + 1]`` bins per unit of ln(value) - center: the bins span
         +-``half_width`` = MARKET_BINS / (2 bin_scale) around the centre.
+    value_offset, value_slope : numpy.ndarray
+        ``float64[n_out, T + 1]``, ``float64[n_out]``: a reported value is
+        offset + slope x exp(binned ln value). For an all-in electricity price the
+        bins hold the ln energy price (offset: hedged and delivery part, slope:
+        unhedged share); otherwise 0 and 1. Not a kernel input.
     report : numpy.ndarray
         ``int64[2 R + 1 + 2 G]`` row of each factor slot in the report, -1 if not reported.
     unit : numpy.ndarray
@@ -158,6 +163,8 @@ class MarketArrays:
     bin_scale: np.ndarray
     unit: np.ndarray
     report: np.ndarray
+    value_offset: np.ndarray
+    value_slope: np.ndarray
     names: tuple[str, ...]
     units: tuple[str, ...]
 
@@ -387,6 +394,8 @@ def lower_markets(book: Book, markets: MarketsConfig, horizon: int) -> MarketArr
         bin_scale=np.zeros((0, horizon + 1)),
         unit=np.zeros(0),
         report=np.zeros(0, dtype=np.int64),
+        value_offset=np.zeros((0, horizon + 1)),
+        value_slope=np.zeros(0),
         names=(),
         units=(),
     )
@@ -515,6 +524,17 @@ def _with_bins(arrays: MarketArrays, book: Book, horizon: int) -> MarketArrays:
     shown = [k for k in range(len(names)) if np.all(np.isfinite(slots[k]))]
     report = np.full(len(names), -1, dtype=np.int64)
     report[shown] = np.arange(len(shown))
+    # all-in prices are binned in ln energy price (increasing in it, no log in the kernel)
+    offset = np.zeros_like(slots)
+    slope = np.ones(len(names))
+    t = np.arange(horizon + 1)
+    moy = (np.maximum(t, 1) - 1 + int(arrays.scalars[S_FIRST_MOY])) % 12
+    year = np.minimum(np.maximum(t - 1, 0) // 12, arrays.ppa_price.shape[1] - 1)
+    for r in range(len(book.regions)):
+        p = arrays.region[r]
+        slots[2 * r] = p[R_LN_PRICE] + arrays.season[r, moy]
+        offset[2 * r] = p[R_PPA_SHARE] * arrays.ppa_price[r, year] + p[R_ADDER]
+        slope[2 * r] = 1.0 - p[R_PPA_SHARE]
     center = np.ascontiguousarray(slots[shown])
     half = np.maximum(BIN_SPREADS * log_spreads(arrays, horizon)[shown], MIN_HALF_WIDTH)
     return MarketArrays(
@@ -524,6 +544,8 @@ def _with_bins(arrays: MarketArrays, book: Book, horizon: int) -> MarketArrays:
             "bin_scale": np.ascontiguousarray(MARKET_BINS / (2.0 * half)),
             "unit": np.exp(center[:, 0]) * SUM_UNIT,
             "report": report,
+            "value_offset": np.ascontiguousarray(offset[shown]),
+            "value_slope": slope[shown],
             "names": tuple(names[k] for k in shown),
             "units": tuple(units[k] for k in shown),
         }

@@ -181,7 +181,9 @@ class MarketStats:
         """
         a = self.arrays
         fields = [
-            getattr(a, f.name) for f in dataclasses.fields(a) if f.name not in ("names", "units")
+            getattr(a, f.name)
+            for f in dataclasses.fields(a)
+            if f.name not in ("names", "units", "value_offset", "value_slope")
         ]
         lay = self.layout
         market_statistics(
@@ -221,11 +223,12 @@ class MarketStats:
                 "factor": [name] * len(months),
                 "unit": [unit] * len(months),
                 "mean": self.sums[row, 1:] * a.unit[row] / n,
-                "mean_se": mean_se_from_log_histogram(self.hist[row, 1:], a.center[row, 1:], half),
+                "mean_se": a.value_slope[row]
+                * mean_se_from_log_histogram(self.hist[row, 1:], a.center[row, 1:], half),
             }
             for label, q in QUANTILES.items():
-                data[label] = quantiles_from_log_histogram(
-                    self.hist[row, 1:], a.center[row, 1:], q, half
+                data[label] = a.value_offset[row, 1:] + a.value_slope[row] * (
+                    quantiles_from_log_histogram(self.hist[row, 1:], a.center[row, 1:], q, half)
                 )
             data["bin_width_log"] = 2.0 * half / MARKET_BINS
             frames.append(data)

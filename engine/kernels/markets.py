@@ -96,8 +96,8 @@ N_SITE_SUMS = 5
 
 
 @njit(cache=True, inline="always")
-def _bin(log_value: float, center: float, scale: float, n_bins: int) -> int:
-    x = (log_value - center) * scale + 0.5 * n_bins
+def _bin(log_value: float, shift: float, scale: float, n_bins: int) -> int:
+    x = log_value * scale + shift
     if not x >= 0.0:  # also -inf (a value of 0) and nan
         return 0
     if x >= n_bins - 1:
@@ -114,14 +114,14 @@ def _record(
     t: int,
     log_value: float,
     value: float,
-    center: np.ndarray,
+    shifts: np.ndarray,
     scales: np.ndarray,
     per_unit: np.ndarray,
 ) -> None:
     if row < 0:
         return
     # month-major partial results: one path's records walk memory in order
-    hist[b, t, row, _bin(log_value, center[t, row], scales[t, row], hist.shape[3])] += 1
+    hist[b, t, row, _bin(log_value, shifts[t, row], scales[t, row], hist.shape[3])] += 1
     sums[b, t, row] += np.int64(value * per_unit[row] + 0.5)
 
 
@@ -229,7 +229,22 @@ def market_statistics(
     per_unit = 1.0 / unit
     site_scale = site_hist.shape[2] / (2.0 * SITE_HALF_WIDTH)
     scales = np.ascontiguousarray(bin_scale.T)  # [T + 1, n_out]
-    centers = np.ascontiguousarray(center.T)
+    shifts = 0.5 * n_bins - np.ascontiguousarray(center.T) * scales  # bin = ln v x scale + shift
+    # per month: ln(level) + seasonality, the hedged and delivery part of the all-in
+    # price; the unhedged share; each generation's ln rent trend
+    energy_base = np.empty((n_regions, horizon + 1))
+    fixed_cost = np.empty((n_regions, horizon + 1))
+    unhedged = 1.0 - region[:, R_PPA_SHARE]
+    for r in range(n_regions):
+        for t in range(horizon + 1):
+            moy = (max(t, 1) - 1 + first_moy) % 12
+            year = max(t - 1, 0) // 12
+            energy_base[r, t] = region[r, R_LN_PRICE] + season[r, moy]
+            fixed_cost[r, t] = region[r, R_PPA_SHARE] * ppa_price[r, year] + region[r, R_ADDER]
+    rent_trend = np.empty((n_gens, horizon + 1))
+    for g in range(n_gens):
+        for t in range(horizon + 1):
+            rent_trend[g, t] = gpu[g, G_LN_RENT] + gpu[g, G_DRIFT] * t
     tracing = trace.shape[0] > 0
     # resale: ln new + age x ln(1 - decay) + ln(1 - fire-sale impact), by generation and
     # month; with elasticity 1, resale = rent x exp(that - ln trend) (one product per month)
@@ -301,8 +316,6 @@ def market_statistics(
                 else:
                     launch[g] = int((lo + hi) // 2)
             for t in range(1, horizon + 1):
-                year = (t - 1) // 12
-                moy = (t - 1 + first_moy) % 12
                 # -- copula shocks
                 for f in range(n_factors):
                     eps[f] = next_normal(rng, shock0 + f)
@@ -341,18 +354,11 @@ def market_statistics(
                     elif new_year:
                         log_charge[r] += region[r, R_CAP_MU]
                         charge[r] = math.exp(log_charge[r])
-                    log_energy = region[r, R_LN_PRICE] + season[r, moy] + x_ou[r] + y_spike[r]
-                    share = region[r, R_PPA_SHARE]
-                    all_in = (
-                        share * ppa_price[r, year]
-                        + (1.0 - share) * math.exp(log_energy)
-                        + region[r, R_ADDER]
-                    )
-                    log_all_in = math.log(all_in)
+                    log_energy = energy_base[r, t] + x_ou[r] + y_spike[r]
+                    all_in = fixed_cost[r, t] + unhedged[r] * math.exp(log_energy)
+                    # binned in ln energy price: all-in is increasing in it (no log needed)
                     row = report[2 * r]
-                    _record(
-                        b_hist, b_sums, b, row, t, log_all_in, all_in, centers, scales, per_unit
-                    )
+                    _record(b_hist, b_sums, b, row, t, log_energy, all_in, shifts, scales, per_unit)
                     row = report[2 * r + 1]
                     _record(
                         b_hist,
@@ -362,7 +368,7 @@ def market_statistics(
                         t,
                         log_charge[r],
                         charge[r],
-                        centers,
+                        shifts,
                         scales,
                         per_unit,
                     )
@@ -375,7 +381,7 @@ def market_statistics(
                     )
                     if tracing:
                         c = TRACE_FIXED + n_factors + TRACE_PER_REGION * r
-                        trace[i, c, t] = log_all_in
+                        trace[i, c, t] = math.log(all_in)
                         trace[i, c + 1, t] = log_energy
                         trace[i, c + 2, t] = charge[r]
                         trace[i, c + 3, t] = event
@@ -400,7 +406,7 @@ def market_statistics(
                     b_squeeze[b, t] += 1
                 copper[t] = math.exp(log_copper)
                 row = report[2 * n_regions]
-                _record(b_hist, b_sums, b, row, t, log_copper, copper[t], centers, scales, per_unit)
+                _record(b_hist, b_sums, b, row, t, log_copper, copper[t], shifts, scales, per_unit)
                 # -- GPU market
                 if gpu_regimes:
                     gpu_regime = markov_step(rng, ST_GPU_REGIME, gpu_regime, regime_transition)
@@ -408,13 +414,13 @@ def market_statistics(
                     y_gpu[g] = gpu[g, G_OU_A] * y_gpu[g]
                     if gpu_on:
                         y_gpu[g] += gpu[g, G_OU_B] * z[2 + n_regions + g]
-                    trend = gpu[g, G_LN_RENT] + gpu[g, G_DRIFT] * t
+                    trend = rent_trend[g, t]
                     log_rent = trend + gpu[g, G_BETA] * demand + y_gpu[g]
                     if gpu_regimes:
                         log_rent += regime_offset[gpu_regime]
                     rent = math.exp(log_rent)
                     row = report[2 * n_regions + 1 + 2 * g]
-                    _record(b_hist, b_sums, b, row, t, log_rent, rent, centers, scales, per_unit)
+                    _record(b_hist, b_sums, b, row, t, log_rent, rent, shifts, scales, per_unit)
                     after = t >= launch[g]
                     if unit_elasticity[g]:  # resale = rent x a deterministic factor: no exp
                         log_resale = log_rent + resale_log_factor[g, t]
@@ -430,9 +436,7 @@ def market_statistics(
                         )
                         resale = math.exp(log_resale)
                     row = report[2 * n_regions + 2 + 2 * g]
-                    _record(
-                        b_hist, b_sums, b, row, t, log_resale, resale, centers, scales, per_unit
-                    )
+                    _record(b_hist, b_sums, b, row, t, log_resale, resale, shifts, scales, per_unit)
                     if tracing:
                         c = TRACE_FIXED + n_factors + TRACE_PER_REGION * n_regions + 2 * g
                         trace[i, c, t] = log_rent
@@ -466,9 +470,11 @@ def market_statistics(
                     energy += phase_mw[p] * site_pue[s] * (cum[r, horizon] - cum[r, m - 1])
                 per_month = energy / (horizon - first + 1)
                 n_site_bins = site_hist.shape[2]
-                k = _bin(math.log(capex), site_center[s, SITE_CAPEX], site_scale, n_site_bins)
+                shift = 0.5 * n_site_bins - site_center[s, SITE_CAPEX] * site_scale
+                k = _bin(math.log(capex), shift, site_scale, n_site_bins)
                 b_site_hist[b, s, SITE_CAPEX, k] += 1
-                k = _bin(math.log(per_month), site_center[s, SITE_ENERGY], site_scale, n_site_bins)
+                shift = 0.5 * n_site_bins - site_center[s, SITE_ENERGY] * site_scale
+                k = _bin(math.log(per_month), shift, site_scale, n_site_bins)
                 b_site_hist[b, s, SITE_ENERGY, k] += 1
                 b_site_sums[b, s, 0] += np.int64(capex / 1000.0 + 0.5)
                 b_site_sums[b, s, 1] += np.int64(copper_cost / 1000.0 + 0.5)
