@@ -285,7 +285,8 @@ def market_statistics(
         charge = np.empty(n_regions)
         log_charge = np.empty(n_regions)
         cum = np.zeros((n_regions, horizon + 1))  # $ per utility MW, months 1..t
-        curtailed = np.zeros((n_regions, horizon + 1), dtype=np.bool_)
+        curtailed = np.zeros((n_regions, horizon + 1), dtype=np.int64)  # months of events
+        n_curtailed = np.zeros(n_regions, dtype=np.int64)
         copper = np.empty(horizon + 1)
         y_gpu = np.empty(n_gens)
         launch = np.empty(n_gens, dtype=np.int64)
@@ -296,6 +297,7 @@ def market_statistics(
                 seed_stream(rng, k, seed, path, streams[k])
             demand = scalars[S_D0]
             for r in range(n_regions):
+                n_curtailed[r] = 0
                 x_ou[r] = 0.0
                 y_spike[r] = 0.0
                 charge[r] = region[r, R_CAP0]
@@ -372,9 +374,10 @@ def market_statistics(
                         scales,
                         per_unit,
                     )
-                    curtailed[r, t] = event
                     if event:
                         b_curtail[b, r, t] += 1
+                        curtailed[r, n_curtailed[r]] = t
+                        n_curtailed[r] += 1
                     available = 1.0 - region[r, R_CURTAIL_SHARE] if event else 1.0
                     cum[r, t] = cum[r, t - 1] + (
                         HOURS_PER_MONTH * all_in * available + DAYS_PER_MONTH * charge[r]
@@ -483,9 +486,8 @@ def market_statistics(
                 b_site_sums[b, s, 4] += 1
             # -- MW taken offline by curtailment events
             for r in range(n_regions):
-                for t in range(1, horizon + 1):
-                    if not curtailed[r, t]:
-                        continue
+                for e in range(n_curtailed[r]):
+                    t = curtailed[r, e]
                     for j in range(region_phase_start[r], region_phase_start[r + 1]):
                         p = region_phase_index[j]
                         if months[p] <= t:
