@@ -191,7 +191,7 @@ def report_speed(n_paths: int, numpy_paths: int, repeats: int) -> dict[str, floa
         chunk = settings.run.chunk_size
         for start in range(0, numpy_paths, chunk):
             size = min(chunk, numpy_paths - start)
-            energized = numpy_capacity.energization_times(cap_arrays, rng, size)
+            energized = numpy_capacity.energization_times(cap_arrays, rng, size, squeeze=False)
             numpy_capacity.accumulate_counts(energized, scopes, cap)
             numpy_markets.add(mkt, markets.arrays, markets.layout, energized, rng)
         numpy_capacity.finish(cap, scopes)

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 N_FACTOR_KINDS = 4
+EQUIPMENT = 2  # FACTOR_KINDS index of long-lead electrical equipment
 N_MEASURES = 3
 #: Quantiles of capacity online, in per mille (as the engine's tables).
 _CAPACITY_PER_MILLE = (50, 100, 500, 900, 950)
@@ -100,8 +101,54 @@ def _copula(own: np.ndarray, operator: np.ndarray, campus: np.ndarray) -> np.nda
     return own
 
 
+class SqueezePaths:
+    """Copper squeeze months of a chunk's paths, drawn as far as lead times need.
+
+    Equipment lead time ``w`` months progresses at 1/f of its pace in squeeze
+    months: it ends in the first month k whose cumulative progress reaches w, at
+    (k - 1) + (w - progress_{k-1}) / pace_k (docs/model.md 7).
+    """
+
+    def __init__(self, squeeze: np.ndarray, rng: np.random.Generator, n_paths: int) -> None:
+        self.initial, self.enter, self.leave, self.factor = squeeze
+        self.rng = rng
+        if self.initial == 2:
+            p = self.enter / (self.enter + self.leave)
+            self.regime = rng.random(n_paths) < p
+        else:
+            self.regime = np.full(n_paths, bool(self.initial))
+        self.cum = np.zeros((n_paths, 1))
+        self.pace = np.ones((n_paths, 1))
+
+    def _extend(self, months: int) -> None:
+        u = self.rng.random((months, self.regime.size))
+        pace = np.empty((self.regime.size, months))
+        regime = self.regime
+        for k in range(months):  # the chain is sequential; each month vectorised
+            regime = np.where(regime, u[k] >= self.leave, u[k] < self.enter)
+            pace[:, k] = np.where(regime, 1.0 / self.factor, 1.0)
+        self.regime = regime
+        cum = self.cum[:, -1:] + np.cumsum(pace, axis=1)
+        self.cum = np.concatenate([self.cum, cum], axis=1)
+        self.pace = np.concatenate([self.pace, pace], axis=1)
+
+    def stretch(self, work: np.ndarray) -> np.ndarray:
+        """Calendar months to finish ``work`` months of equipment lead time."""
+        if self.factor == 1.0:
+            return work
+        finite = np.isfinite(work)
+        need = np.max(work[finite], initial=0.0)
+        while self.cum[:, -1].min() < need:
+            self._extend(max(16, int(need - self.cum[:, -1].min()) + 8))
+        w = np.where(finite, work, 0.0)
+        k = np.maximum((self.cum < w[:, None]).sum(axis=1), 1)
+        rows = np.arange(w.size)
+        out = (k - 1) + (w - self.cum[rows, k - 1]) / self.pace[rows, k]
+        return np.where(finite, np.where(w > 0, out, w), work)
+
+
 def energization_times(
-    arrays: CapacityArrays, rng: np.random.Generator, n_paths: int
+    arrays: CapacityArrays, rng: np.random.Generator, n_paths: int, squeeze: bool = True
 ) -> np.ndarray:
     """Energization time of every phase on ``n_paths`` new paths.
 
@@ -113,6 +160,9 @@ def energization_times(
         Source of the normals and uniforms.
     n_paths : int
         Paths in this chunk.
+    squeeze : bool
+        Stretch equipment lead times by the copper squeeze (``arrays.squeeze``);
+        False leaves that work out (the speed comparison does, see capacity.py).
 
     Returns
     -------
@@ -127,6 +177,8 @@ def energization_times(
     f_operator *= arrays.weight_operator
     f_campus *= arrays.weight_campus
     out = np.empty((arrays.n_phases, n_paths))
+    factor = arrays.squeeze if squeeze else np.array([0.0, 0.0, 0.0, 1.0])
+    squeeze_paths = SqueezePaths(factor, rng, n_paths)
     for s in range(arrays.site_stream.shape[0]):
         o, c = arrays.site_operator[s], arrays.site_campus[s]
         phases = range(arrays.site_phase_start[s], arrays.site_phase_end[s])
@@ -145,6 +197,8 @@ def energization_times(
         for k in range(first_item, arrays.site_item_end[s]):
             z = _copula(own[1 + k - first_item], f_operator[o, kind[k]], f_campus[c, kind[k]])
             d = _duration(arrays, k, z)
+            if kind[k] == EQUIPMENT:  # lead time stretched by squeeze months
+                d = squeeze_paths.stretch(d * overrun) / overrun
             np.maximum(site_longest, d, out=site_longest)
         site_longest[withdrawn] = np.inf  # grid power never comes: every phase dark
         previous = np.zeros(n_paths)
@@ -153,6 +207,8 @@ def energization_times(
             for k in range(arrays.phase_item_start[p], arrays.phase_item_end[p]):
                 z = _copula(own[1 + k - first_item], f_operator[o, kind[k]], f_campus[c, kind[k]])
                 d = _duration(arrays, k, z)
+                if kind[k] == EQUIPMENT:
+                    d = squeeze_paths.stretch(d * overrun) / overrun
                 np.maximum(longest, d, out=longest)
             longest *= overrun
             np.maximum(longest, previous, out=out[p])
@@ -240,6 +296,7 @@ def simulate_capacity(
     horizon: int,
     seed: int,
     chunk_size: int = 250_000,
+    squeeze: bool = True,
 ) -> NumpyCapacityStats:
     """Simulate capacity delivery chunk by chunk and reduce it to integer statistics.
 
@@ -255,6 +312,8 @@ def simulate_capacity(
         Seed of the ``numpy.random.Generator``.
     chunk_size : int
         Paths simulated at once; bounds memory.
+    squeeze : bool
+        Stretch equipment lead times by copper squeezes (see :func:`energization_times`).
 
     Returns
     -------
@@ -265,7 +324,7 @@ def simulate_capacity(
     stats = empty_stats(n_paths, horizon, arrays.n_phases, scopes)
     for start in range(0, n_paths, chunk_size):
         size = min(chunk_size, n_paths - start)
-        accumulate_counts(energization_times(arrays, rng, size), scopes, stats)
+        accumulate_counts(energization_times(arrays, rng, size, squeeze), scopes, stats)
     finish(stats, scopes)
     return stats
 

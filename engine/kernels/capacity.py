@@ -31,13 +31,14 @@ import numpy as np
 from numba import njit, prange
 
 from engine.book import DIST_FIXED, DIST_LOGNORMAL, PERT_GRID_POINTS, PERT_Z_MAX
-from engine.kernels.factors import stretched_duration
+from engine.kernels.factors import replayed_stretch
 from engine.rng import next_normal, next_uniform, seed_stream
 
 __all__ = ["energization_times"]
 
 _N_FACTOR_KINDS = 4
 _EQUIPMENT = 2  # FACTOR_KINDS index of long-lead electrical equipment
+_REPLAY_MONTHS = 4096  # squeeze months kept per path (longer lead times: slow path)
 _BLOCK = 256
 _DZ = 2.0 * PERT_Z_MAX / (PERT_GRID_POINTS - 1)
 
@@ -57,21 +58,6 @@ def _duration(dist: int, p1: float, p2: float, row: int, tables: np.ndarray, z: 
         return tables[row, PERT_GRID_POINTS - 1]
     frac = x - j
     return tables[row, j] + frac * (tables[row, j + 1] - tables[row, j])
-
-
-@njit(cache=True, inline="always")
-def _stretch(
-    work: float,
-    rng: np.ndarray,
-    seed: np.uint64,
-    path: np.uint64,
-    squeeze: np.ndarray,
-    stream: np.uint64,
-) -> float:
-    """Equipment lead time stretched by the copper squeeze months of this path."""
-    return stretched_duration(
-        work, rng, 1, seed, path, stream, int(squeeze[0]), squeeze[1], squeeze[2], squeeze[3]
-    )
 
 
 @njit(cache=True, parallel=True)
@@ -124,10 +110,14 @@ def energization_times(
     n_blocks = (n_paths + _BLOCK - 1) // _BLOCK
     for block in prange(n_blocks):
         state = np.empty((2, 4), dtype=np.uint64)  # row 0: draws; row 1: squeeze replay
+        replay = np.empty(2, dtype=np.int64)
+        cum = np.empty(_REPLAY_MONTHS)
+        rates = np.empty(_REPLAY_MONTHS)
         f_operator = np.empty((n_operators, _N_FACTOR_KINDS))
         f_campus = np.empty((n_campuses, _N_FACTOR_KINDS))
         for i in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK)):
             path = path0 + np.uint64(i)
+            replay[0] = -1
             for o in range(n_operators):
                 seed_stream(state, 0, seed, path, operator_stream[o])
                 for k in range(_N_FACTOR_KINDS):
@@ -159,7 +149,9 @@ def energization_times(
                         item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z
                     )
                     if kind == _EQUIPMENT:
-                        d = _stretch(d, state, seed, path, squeeze, squeeze_stream)
+                        d = replayed_stretch(
+                            d, state, 1, seed, path, squeeze_stream, squeeze, replay, cum, rates
+                        )
                     site_longest = max(site_longest, d)
                 previous = 0.0
                 for p in range(site_phase_start[s], site_phase_end[s]):
@@ -175,7 +167,9 @@ def energization_times(
                             item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z
                         )
                         if kind == _EQUIPMENT:
-                            d = _stretch(d, state, seed, path, squeeze, squeeze_stream)
+                            d = replayed_stretch(
+                                d, state, 1, seed, path, squeeze_stream, squeeze, replay, cum, rates
+                            )
                         longest = max(longest, d)
                     energized = longest
                     if withdrawn:

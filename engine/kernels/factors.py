@@ -23,6 +23,7 @@ __all__ = [
     "chi_square",
     "markov_step",
     "poisson_count",
+    "replayed_stretch",
     "squeeze_next",
     "squeeze_start",
     "stretched_duration",
@@ -169,3 +170,78 @@ def t_to_normal(x: float, table: np.ndarray) -> float:
         return table[T_GRID_POINTS - 1]
     frac = w - j
     return table[j] + frac * (table[j + 1] - table[j])
+
+
+@njit(cache=True, inline="always")
+def replayed_stretch(
+    work: float,
+    rng: np.ndarray,
+    row: int,
+    seed: np.uint64,
+    path: np.uint64,
+    stream: np.uint64,
+    squeeze: np.ndarray,
+    replay: np.ndarray,
+    cum: np.ndarray,
+    rates: np.ndarray,
+) -> float:
+    """:func:`stretched_duration` for many items of one path, replaying the regime once.
+
+    The path's squeeze months are drawn once, as far as the longest item needs,
+    and kept with their cumulative progress; every item then reads them. Same
+    result, bit for bit, as :func:`stretched_duration`.
+
+    Parameters
+    ----------
+    work : float
+        Lead time in months if no squeeze occurs.
+    rng : numpy.ndarray
+        ``uint64[n, 4]`` generator states; row ``row`` holds the replayed stream.
+    row : int
+        Row of ``rng`` to use.
+    seed, path, stream : numpy.uint64
+        Run seed, global path id and the squeeze regime's stream id.
+    squeeze : numpy.ndarray
+        ``float64[4]``: initial state (0 normal, 1 squeeze, 2 stationary), P(enter),
+        P(exit) per month, slow-down factor (1 = no effect).
+    replay : numpy.ndarray
+        ``int64[2]``: months replayed so far for this path (-1 before the first
+        item: set it so for every new path) and the regime of the last one.
+    cum, rates : numpy.ndarray
+        ``float64[M]`` scratch: progress after k months, and the pace in month k.
+
+    Returns
+    -------
+    float
+        Months from the start until the equipment is delivered.
+    """
+    factor = squeeze[3]
+    if factor == 1.0 or not work < math.inf or work <= 0.0:
+        return work
+    enter, leave = squeeze[1], squeeze[2]
+    if replay[0] < 0:
+        seed_stream(rng, row, seed, path, stream)
+        replay[1] = squeeze_start(rng, row, int(squeeze[0]), enter, leave)
+        replay[0] = 0
+        cum[0] = 0.0
+    n = replay[0]
+    while cum[n] < work:
+        if n + 1 >= cum.shape[0]:  # beyond the scratch: the slow path, same numbers
+            scratch = np.empty((1, 4), dtype=np.uint64)
+            return stretched_duration(
+                work, scratch, 0, seed, path, stream, int(squeeze[0]), enter, leave, factor
+            )
+        regime = squeeze_next(rng, row, replay[1], enter, leave)
+        replay[1] = regime
+        rates[n + 1] = 1.0 / factor if regime == REGIME_SQUEEZE else 1.0
+        cum[n + 1] = cum[n] + rates[n + 1]
+        n += 1
+    replay[0] = n
+    lo, hi = 1, n  # smallest k with cum[k] >= work (cum increases with k)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cum[mid] < work:
+            lo = mid + 1
+        else:
+            hi = mid
+    return (lo - 1) + (work - cum[lo - 1]) / rates[lo]
