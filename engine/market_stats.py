@@ -130,7 +130,7 @@ class MarketStats:
         """Lower the markets of a book and allocate empty statistics."""
         horizon = settings.run.horizon_months
         arrays = lower_markets(book, settings.markets, horizon)
-        layout = _layout(book, arrays, settings, scopes)
+        layout = _layout(book, arrays, settings)
         n_out = len(arrays.names)
         # fixed-point sums hold values up to 1e4 x the month-0 central value per path
         biggest = float(np.max(np.exp(arrays.center - arrays.center[:, :1]))) if n_out else 1.0
@@ -334,10 +334,12 @@ class MarketStats:
         return pl.concat(rows)
 
 
-def _layout(
-    book: Book, arrays: MarketArrays, settings: Settings, scopes: Scopes
-) -> dict[str, np.ndarray]:
-    """Site, phase and region arrays the market kernel needs for costs and curtailment."""
+def _layout(book: Book, arrays: MarketArrays, settings: Settings) -> dict[str, np.ndarray]:
+    """Site, phase and region arrays the market kernel needs for costs and curtailment.
+
+    The scopes of a phase are those of :func:`engine.simulate.build_scopes`, in its
+    order: the total (0), then each operator, then each site.
+    """
     regions = {r.id: k for k, r in enumerate(book.regions)}
     operators = {o.id: k for k, o in enumerate(book.operators)}
     n_ops = len(book.operators)
@@ -364,7 +366,6 @@ def _layout(
         centers.append(
             (np.log(mw * copper.facility_capex_usd_per_mw), np.log(mw * site.pue * per_mw))
         )
-    assert [scopes.kind[k] for k in (0,)] == ["total"]
     return {
         "site_region": np.array(site_region, dtype=np.int64),
         "site_pue": np.array(site_pue, dtype=np.float64),
