@@ -30,6 +30,8 @@ from engine.market_arrays import (
     R_SPIKE_MEAN,
     S_CU_JUMP_MEAN,
     S_GPU_REGIMES,
+    S_SQ_ENTER,
+    S_SQ_EXIT,
     S_SQ_INITIAL,
     MarketArrays,
     factor_matrix_names,
@@ -181,9 +183,10 @@ def market_draw_plan(arrays: MarketArrays, book: Book, horizon: int) -> MarketDr
     spike count, spike normals at the spike rate, a capacity-charge normal each
     new year (if its sigma > 0) and one uniform for the curtailment event (if its
     probability > 0); copper its own normal, one uniform for the jump count, jump
-    normals at the jump rate, one uniform for the squeeze regime; one uniform for
-    the GPU regime (if enabled). Per path: one uniform for the squeeze start
-    (stationary start) and one per generation with a successor window.
+    normals at the jump rate, one uniform per switch of the squeeze regime (at its
+    stationary switching rate); one uniform for the GPU regime (if enabled). Per
+    path: one uniform for the squeeze start (stationary start), one for its first
+    spell, and one per generation with a successor window.
 
     Raises
     ------
@@ -208,8 +211,11 @@ def market_draw_plan(arrays: MarketArrays, book: Book, horizon: int) -> MarketDr
     if copper_on:
         month_n[1] = 1.0 + sc[S_CU_JUMP_MEAN]
         month_u[1] = 1.0 if sc[S_CU_JUMP_MEAN] > 0.0 else 0.0
-        month_u[2] = 1.0
-        path_u[2] = 1 if int(sc[S_SQ_INITIAL]) == 2 else 0
+        # squeeze: one uniform per switch (geometric spells), at the stationary
+        # switching rate 2 p_in p_out / (p_in + p_out) a month, plus the first spell
+        enter, leave = sc[S_SQ_ENTER], sc[S_SQ_EXIT]
+        month_u[2] = 2.0 * enter * leave / (enter + leave) if enter + leave > 0 else 0.0
+        path_u[2] = 1 + (1 if int(sc[S_SQ_INITIAL]) == 2 else 0)
     if sc[S_GPU_REGIMES] > 0.5:
         month_u[3] = 1.0
     new_years = (horizon - 1) // 12

@@ -38,7 +38,7 @@ __all__ = ["energization_times"]
 
 _N_FACTOR_KINDS = 4
 _EQUIPMENT = 2  # FACTOR_KINDS index of long-lead electrical equipment
-_REPLAY_MONTHS = 4096  # squeeze months kept per path (longer lead times: slow path)
+_REPLAY_SEGMENTS = 1024  # squeeze segments kept per path (more: the slow path)
 _BLOCK = 256
 _DZ = 2.0 * PERT_Z_MAX / (PERT_GRID_POINTS - 1)
 
@@ -111,8 +111,9 @@ def energization_times(
     for block in prange(n_blocks):
         state = np.empty((2, 4), dtype=np.uint64)  # row 0: draws; row 1: squeeze replay
         replay = np.empty(2, dtype=np.int64)
-        cum = np.empty(_REPLAY_MONTHS)
-        rates = np.empty(_REPLAY_MONTHS)
+        starts = np.empty(_REPLAY_SEGMENTS, dtype=np.int64)
+        done = np.empty(_REPLAY_SEGMENTS)
+        rates = np.empty(_REPLAY_SEGMENTS)
         f_operator = np.empty((n_operators, _N_FACTOR_KINDS))
         f_campus = np.empty((n_campuses, _N_FACTOR_KINDS))
         for i in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK)):
@@ -150,7 +151,17 @@ def energization_times(
                     )
                     if kind == _EQUIPMENT:
                         d = replayed_stretch(
-                            d, state, 1, seed, path, squeeze_stream, squeeze, replay, cum, rates
+                            d,
+                            state,
+                            1,
+                            seed,
+                            path,
+                            squeeze_stream,
+                            squeeze,
+                            replay,
+                            starts,
+                            done,
+                            rates,
                         )
                     site_longest = max(site_longest, d)
                 previous = 0.0
@@ -168,7 +179,17 @@ def energization_times(
                         )
                         if kind == _EQUIPMENT:
                             d = replayed_stretch(
-                                d, state, 1, seed, path, squeeze_stream, squeeze, replay, cum, rates
+                                d,
+                                state,
+                                1,
+                                seed,
+                                path,
+                                squeeze_stream,
+                                squeeze,
+                                replay,
+                                starts,
+                                done,
+                                rates,
                             )
                         longest = max(longest, d)
                     energized = longest

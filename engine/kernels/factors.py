@@ -16,6 +16,7 @@ from numba import njit
 from engine.rng import next_normal, next_uniform, seed_stream
 
 __all__ = [
+    "NEVER",
     "REGIME_NORMAL",
     "REGIME_SQUEEZE",
     "T_GRID_MAX",
@@ -24,7 +25,7 @@ __all__ = [
     "markov_step",
     "poisson_count",
     "replayed_stretch",
-    "squeeze_next",
+    "squeeze_spell",
     "squeeze_start",
     "stretched_duration",
     "t_to_normal",
@@ -78,13 +79,27 @@ def squeeze_start(state: np.ndarray, k: int, initial: int, enter: float, leave: 
     return REGIME_SQUEEZE if next_uniform(state, k) < stationary else REGIME_NORMAL
 
 
+#: Months to the next switch of a regime that never leaves its state.
+NEVER = 1 << 40
+
+
 @njit(cache=True, inline="always")
-def squeeze_next(state: np.ndarray, k: int, regime: int, enter: float, leave: float) -> int:
-    """Regime of the next month of the two-state squeeze chain (one uniform)."""
-    u = next_uniform(state, k)
-    if regime == REGIME_NORMAL:
-        return REGIME_SQUEEZE if u < enter else REGIME_NORMAL
-    return REGIME_NORMAL if u < leave else REGIME_SQUEEZE
+def squeeze_spell(state: np.ndarray, k: int, regime: int, enter: float, leave: float) -> int:
+    """Months from a squeeze switch (or from month 0) to the next one, by one uniform.
+
+    In the monthly chain the regime leaves its state each month with probability
+    p (``leave`` in squeeze, ``enter`` otherwise), so the month of the next
+    switch, counted from the last, is geometric: K = floor(ln u / ln(1 - p)) + 1,
+    P(K > m) = (1 - p)^m. Drawing spells rather than months gives the same chain
+    with one uniform per switch.
+    """
+    p = leave if regime == REGIME_SQUEEZE else enter
+    if p <= 0.0:
+        return NEVER
+    if p >= 1.0:
+        return 1
+    months = math.log(next_uniform(state, k)) / math.log1p(-p)
+    return NEVER if months >= NEVER else int(months) + 1
 
 
 @njit(cache=True)
@@ -104,7 +119,9 @@ def stretched_duration(
 
     In a squeeze month the work progresses at 1/factor of its pace. The regime
     path is replayed from its stream (the same one the market kernel draws), so
-    the capacity and market models see one squeeze history per path.
+    the capacity and market models see one squeeze history per path. It is a
+    sequence of segments of constant regime: the first starts at month 1, each
+    next one at the month of a switch (:func:`squeeze_spell`).
 
     Parameters
     ----------
@@ -128,19 +145,21 @@ def stretched_duration(
     float
         Months from the start until the equipment is delivered (``inf`` stays ``inf``).
     """
-    if factor == 1.0 or not work < math.inf:
+    if factor == 1.0 or not work < math.inf or work <= 0.0:
         return work
     seed_stream(rng, row, seed, path, stream)
     regime = squeeze_start(rng, row, initial, enter, leave)
-    done = 0.0
-    month = 0
+    start = 1  # first month of the current segment
+    end = squeeze_spell(rng, row, regime, enter, leave)  # first month of the next
+    done = 0.0  # work done before the segment
     while True:
-        regime = squeeze_next(rng, row, regime, enter, leave)
         rate = 1.0 / factor if regime == REGIME_SQUEEZE else 1.0
-        if done + rate >= work:
-            return month + (work - done) / rate
-        done += rate
-        month += 1
+        if done + (end - start) * rate >= work:
+            return (start - 1) + (work - done) / rate
+        done += (end - start) * rate
+        regime = 1 - regime
+        start = end
+        end = start + squeeze_spell(rng, row, regime, enter, leave)
 
 
 @njit(cache=True, inline="always")
@@ -182,13 +201,14 @@ def replayed_stretch(
     stream: np.uint64,
     squeeze: np.ndarray,
     replay: np.ndarray,
-    cum: np.ndarray,
+    starts: np.ndarray,
+    done: np.ndarray,
     rates: np.ndarray,
 ) -> float:
     """:func:`stretched_duration` for many items of one path, replaying the regime once.
 
-    The path's squeeze months are drawn once, as far as the longest item needs,
-    and kept with their cumulative progress; every item then reads them. Same
+    The path's squeeze segments are drawn once, as far as the longest item needs,
+    and kept with the work done before each; every item then reads them. Same
     result, bit for bit, as :func:`stretched_duration`.
 
     Parameters
@@ -205,10 +225,11 @@ def replayed_stretch(
         ``float64[4]``: initial state (0 normal, 1 squeeze, 2 stationary), P(enter),
         P(exit) per month, slow-down factor (1 = no effect).
     replay : numpy.ndarray
-        ``int64[2]``: months replayed so far for this path (-1 before the first
+        ``int64[2]``: segments drawn so far for this path (-1 before the first
         item: set it so for every new path) and the regime of the last one.
-    cum, rates : numpy.ndarray
-        ``float64[M]`` scratch: progress after k months, and the pace in month k.
+    starts, done, rates : numpy.ndarray
+        Scratch ``int64[M]``, ``float64[M]``, ``float64[M]``: first month of each
+        segment (and of the next), work done before it, its pace.
 
     Returns
     -------
@@ -221,27 +242,28 @@ def replayed_stretch(
     enter, leave = squeeze[1], squeeze[2]
     if replay[0] < 0:
         seed_stream(rng, row, seed, path, stream)
-        replay[1] = squeeze_start(rng, row, int(squeeze[0]), enter, leave)
-        replay[0] = 0
-        cum[0] = 0.0
+        regime = squeeze_start(rng, row, int(squeeze[0]), enter, leave)
+        starts[0] = 1
+        done[0] = 0.0
+        rates[0] = 1.0 / factor if regime == REGIME_SQUEEZE else 1.0
+        starts[1] = squeeze_spell(rng, row, regime, enter, leave)
+        replay[0] = 1
+        replay[1] = regime
     n = replay[0]
-    while cum[n] < work:
-        if n + 1 >= cum.shape[0]:  # beyond the scratch: the slow path, same numbers
+    while done[n - 1] + (starts[n] - starts[n - 1]) * rates[n - 1] < work:
+        if n + 1 >= starts.shape[0]:  # beyond the scratch: the slow path, same numbers
             scratch = np.empty((1, 4), dtype=np.uint64)
             return stretched_duration(
                 work, scratch, 0, seed, path, stream, int(squeeze[0]), enter, leave, factor
             )
-        regime = squeeze_next(rng, row, replay[1], enter, leave)
+        regime = 1 - replay[1]
         replay[1] = regime
-        rates[n + 1] = 1.0 / factor if regime == REGIME_SQUEEZE else 1.0
-        cum[n + 1] = cum[n] + rates[n + 1]
+        done[n] = done[n - 1] + (starts[n] - starts[n - 1]) * rates[n - 1]
+        rates[n] = 1.0 / factor if regime == REGIME_SQUEEZE else 1.0
+        starts[n + 1] = starts[n] + squeeze_spell(rng, row, regime, enter, leave)
         n += 1
     replay[0] = n
-    lo, hi = 1, n  # smallest k with cum[k] >= work (cum increases with k)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cum[mid] < work:
-            lo = mid + 1
-        else:
-            hi = mid
-    return (lo - 1) + (work - cum[lo - 1]) / rates[lo]
+    j = 0
+    while done[j] + (starts[j + 1] - starts[j]) * rates[j] < work:
+        j += 1
+    return (starts[j] - 1) + (work - done[j]) / rates[j]

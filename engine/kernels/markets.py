@@ -21,11 +21,12 @@ from numba import njit, prange
 
 from engine.kernels.aggregate import _month
 from engine.kernels.factors import (
+    NEVER,
     REGIME_SQUEEZE,
     chi_square,
     markov_step,
     poisson_count,
-    squeeze_next,
+    squeeze_spell,
     squeeze_start,
     t_to_normal,
 )
@@ -304,8 +305,10 @@ def market_statistics(
                 log_charge[r] = math.log(charge[r]) if charge[r] > 0.0 else -math.inf
             chi, xi = scalars[S_CHI0], scalars[S_XI0]
             squeeze = 0
+            switch = NEVER  # month of the squeeze regime's next switch
             if copper_on:
                 squeeze = squeeze_start(rng, ST_SQUEEZE, sq_initial, sq_enter, sq_exit)
+                switch = squeeze_spell(rng, ST_SQUEEZE, squeeze, sq_enter, sq_exit)
             gpu_regime = 1
             for g in range(n_gens):
                 y_gpu[g] = 0.0
@@ -394,7 +397,9 @@ def market_statistics(
                 xi += scalars[S_XI_DRIFT]
                 jumps = 0
                 if copper_on:
-                    squeeze = squeeze_next(rng, ST_SQUEEZE, squeeze, sq_enter, sq_exit)
+                    if t == switch:  # spells drawn as geometric months (factors.py)
+                        squeeze = 1 - squeeze
+                        switch = t + squeeze_spell(rng, ST_SQUEEZE, squeeze, sq_enter, sq_exit)
                     chi += scalars[S_CU_B] * z[1 + n_regions]
                     own = next_normal(rng, ST_COPPER)
                     xi += scalars[S_XI_SD] * (cu_rho * z[1 + n_regions] + cu_own * own)
