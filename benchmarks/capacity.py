@@ -217,9 +217,7 @@ def report_speed(n_paths: int, repeats: int) -> dict[str, float]:
         )
 
     def numpy_run(with_tables: bool) -> None:
-        # without the squeeze stretch of equipment lead times (a simple vectorised form
-        # of it costs NumPy several times its whole run): the speed-up is a lower bound
-        stats = numpy_capacity.simulate_capacity(arrays, scopes, n_paths, HORIZON, 1, squeeze=False)
+        stats = numpy_capacity.simulate_capacity(arrays, scopes, n_paths, HORIZON, 1)
         if with_tables:
             numpy_capacity.capacity_tables(stats, scopes, planned)
 
@@ -240,8 +238,8 @@ def report_speed(n_paths: int, repeats: int) -> dict[str, float]:
         )
     ]
     rows += [
-        ("NumPy simulate, 1 core (no squeeze)", "numpy_sim"),
-        ("NumPy + tables, 1 core (no squeeze)", "numpy_tables"),
+        ("NumPy simulate, 1 core", "numpy_sim"),
+        ("NumPy + tables, 1 core", "numpy_tables"),
     ]
     for label, key in rows:
         print(f"  {label:<37}{_rate(n_paths, seconds[key])}")
@@ -318,9 +316,7 @@ def report_check(n_paths: int) -> bool:
     settings = _settings(n_paths)
     engine_stats, scopes = simulate_capacity(book, settings, threads=2)
     arrays = lower_capacity(book, settings.capacity, settings.markets)
-    numpy_stats = numpy_capacity.simulate_capacity(
-        arrays, scopes, n_paths, HORIZON, 12345, chunk_size=50_000
-    )
+    numpy_stats = numpy_capacity.simulate_capacity(arrays, scopes, n_paths, HORIZON, 12345)
     planned = np.array([p.planned_month for s in book.sites for p in s.phases])
     labels = [f"{s.id}#{k}" for s in book.sites for k in range(1, len(s.phases) + 1)]
     eng = numpy_capacity.capacity_tables(engine_stats, scopes, planned)

@@ -191,7 +191,7 @@ def report_speed(n_paths: int, numpy_paths: int, repeats: int) -> dict[str, floa
         chunk = settings.run.chunk_size
         for start in range(0, numpy_paths, chunk):
             size = min(chunk, numpy_paths - start)
-            energized = numpy_capacity.energization_times(cap_arrays, rng, size, squeeze=False)
+            energized = numpy_capacity.energization_times(cap_arrays, rng, size)
             numpy_capacity.accumulate_counts(energized, scopes, cap)
             numpy_markets.add(mkt, markets.arrays, markets.layout, energized, rng)
         numpy_capacity.finish(cap, scopes)
@@ -222,8 +222,8 @@ def report_speed(n_paths: int, numpy_paths: int, repeats: int) -> dict[str, floa
         print(f"  {label:<66}{_rate(n_paths, seconds[key])}")
     print(
         f"  (NumPy timed on {numpy_paths:,} paths and scaled to {n_paths:,}; it used "
-        f"{numpy_cores:.2f} CPU-s per wall-s; numpy_capacity does not stretch equipment lead\n"
-        f"   times in copper squeezes, the engine's capacity kernel does)\n"
+        f"{numpy_cores:.2f} CPU-s per wall-s; both stretch equipment lead times in copper\n"
+        f"   squeezes)\n"
         f"  other processes used {watch.other_cores:.2f} cores on average while timing"
         + ("  (WARNING: 2-thread figures need both cores)" if watch.other_cores > 0.25 else "")
     )

@@ -102,11 +102,15 @@ def _copula(own: np.ndarray, operator: np.ndarray, campus: np.ndarray) -> np.nda
 
 
 class SqueezePaths:
-    """Copper squeeze months of a chunk's paths, drawn as far as lead times need.
+    """Copper squeeze history of a chunk's paths, as segments of constant regime.
 
-    Equipment lead time ``w`` months progresses at 1/f of its pace in squeeze
-    months: it ends in the first month k whose cumulative progress reaches w, at
-    (k - 1) + (w - progress_{k-1}) / pace_k (docs/model.md 7).
+    As the engine (engine/kernels/factors.py): the month of the next switch,
+    counted from the last, is geometric, K = floor(ln u / ln(1 - p)) + 1 with p the
+    probability of leaving the current regime; segments are drawn, for all paths
+    at once, until every path's history covers the longest lead time asked for.
+    Equipment work w progresses at 1/f in squeeze months and ends at
+    (start - 1) + (w - work done before the segment) / pace in the segment where
+    the work done reaches w.
     """
 
     def __init__(self, squeeze: np.ndarray, rng: np.random.Generator, n_paths: int) -> None:
@@ -114,36 +118,49 @@ class SqueezePaths:
         self.rng = rng
         if self.initial == 2:
             p = self.enter / (self.enter + self.leave)
-            self.regime = rng.random(n_paths) < p
+            regime = rng.random(n_paths) < p
         else:
-            self.regime = np.full(n_paths, bool(self.initial))
-        self.cum = np.zeros((n_paths, 1))
-        self.pace = np.ones((n_paths, 1))
-
-    def _extend(self, months: int) -> None:
-        u = self.rng.random((months, self.regime.size))
-        pace = np.empty((self.regime.size, months))
-        regime = self.regime
-        for k in range(months):  # the chain is sequential; each month vectorised
-            regime = np.where(regime, u[k] >= self.leave, u[k] < self.enter)
-            pace[:, k] = np.where(regime, 1.0 / self.factor, 1.0)
+            regime = np.full(n_paths, bool(self.initial))
         self.regime = regime
-        cum = self.cum[:, -1:] + np.cumsum(pace, axis=1)
-        self.cum = np.concatenate([self.cum, cum], axis=1)
-        self.pace = np.concatenate([self.pace, pace], axis=1)
+        self.start = [np.ones(n_paths)]
+        self.end = [self._spell(regime)]  # from month 0: first month of the next segment
+        self.pace = [np.where(regime, 1.0 / self.factor, 1.0)]
+        self.done = [np.zeros(n_paths)]
+        self._stacked: tuple[np.ndarray, ...] | None = None
+
+    def _spell(self, regime: np.ndarray) -> np.ndarray:
+        p = np.where(regime, self.leave, self.enter)
+        with np.errstate(divide="ignore"):
+            months = np.log(self.rng.random(regime.size)) / np.log1p(-np.minimum(p, 1.0))
+        months = np.where(p >= 1.0, 0.0, months)
+        return np.where(p > 0.0, np.floor(np.minimum(months, 2.0**40)) + 1.0, 2.0**40)
+
+    def _covered(self) -> np.ndarray:
+        return self.done[-1] + (self.end[-1] - self.start[-1]) * self.pace[-1]
+
+    def _extend(self) -> None:
+        self.done.append(self._covered())
+        self.regime = ~self.regime
+        self.start.append(self.end[-1])
+        self.end.append(self.start[-1] + self._spell(self.regime))
+        self.pace.append(np.where(self.regime, 1.0 / self.factor, 1.0))
 
     def stretch(self, work: np.ndarray) -> np.ndarray:
         """Calendar months to finish ``work`` months of equipment lead time."""
         if self.factor == 1.0:
             return work
         finite = np.isfinite(work)
-        need = np.max(work[finite], initial=0.0)
-        while self.cum[:, -1].min() < need:
-            self._extend(max(16, int(need - self.cum[:, -1].min()) + 8))
         w = np.where(finite, work, 0.0)
-        k = np.maximum((self.cum < w[:, None]).sum(axis=1), 1)
+        while np.any(self._covered() < w):
+            self._extend()
+        if self._stacked is None or self._stacked[0].shape[0] != len(self.start):
+            start, end = np.stack(self.start), np.stack(self.end)
+            pace, done = np.stack(self.pace), np.stack(self.done)
+            self._stacked = (start, pace, done, done + (end - start) * pace)
+        start, pace, done, covered = self._stacked
+        j = np.argmax(covered >= w, axis=0)  # first segment reaching w
         rows = np.arange(w.size)
-        out = (k - 1) + (w - self.cum[rows, k - 1]) / self.pace[rows, k]
+        out = (start[j, rows] - 1.0) + (w - done[j, rows]) / pace[j, rows]
         return np.where(finite, np.where(w > 0, out, w), work)
 
 
