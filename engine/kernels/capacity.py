@@ -60,6 +60,57 @@ def _duration(dist: int, p1: float, p2: float, row: int, tables: np.ndarray, z: 
     return tables[row, j] + frac * (tables[row, j + 1] - tables[row, j])
 
 
+@njit(cache=True, inline="always")
+def _latest_item(
+    first: int,
+    last: int,
+    longest: float,
+    state: np.ndarray,
+    seed: np.uint64,
+    path: np.uint64,
+    o: int,
+    c: int,
+    overrun: float,
+    f_operator: np.ndarray,
+    f_campus: np.ndarray,
+    item_kind: np.ndarray,
+    item_dist: np.ndarray,
+    item_table: np.ndarray,
+    item_p1: np.ndarray,
+    item_p2: np.ndarray,
+    pert_tables: np.ndarray,
+    weight_operator: float,
+    weight_campus: float,
+    weight_own: float,
+    squeeze: np.ndarray,
+    squeeze_stream: np.uint64,
+    replay: np.ndarray,
+    starts: np.ndarray,
+    done: np.ndarray,
+    rates: np.ndarray,
+) -> float:
+    """Max of ``longest`` and the finish times (months) of items ``first .. last - 1``.
+
+    Each item draws its own normal from row 0 of ``state`` (in item order), mixes
+    it with its kind's operator and campus factors, is scaled by the overrun and,
+    for equipment, stretched by the path's copper squeeze months.
+    """
+    for k in range(first, last):
+        kind = item_kind[k]
+        z = (
+            weight_operator * f_operator[o, kind]
+            + weight_campus * f_campus[c, kind]
+            + weight_own * next_normal(state, 0)
+        )
+        d = overrun * _duration(item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z)
+        if kind == _EQUIPMENT:
+            d = replayed_stretch(
+                d, state, 1, seed, path, squeeze_stream, squeeze, replay, starts, done, rates
+            )
+        longest = max(longest, d)
+    return longest
+
+
 @njit(cache=True, parallel=True)
 def energization_times(
     seed: np.uint64,
@@ -138,60 +189,21 @@ def energization_times(
                 )
                 overrun = math.exp(overrun_ln_median + overrun_sigma_ln * z)
                 withdrawn = next_uniform(state, 0) < site_withdrawal[s]
-                site_longest = 0.0
-                for k in range(site_item_start[s], site_item_end[s]):
-                    kind = item_kind[k]
-                    z = (
-                        weight_operator * f_operator[o, kind]
-                        + weight_campus * f_campus[c, kind]
-                        + weight_own * next_normal(state, 0)
-                    )
-                    d = overrun * _duration(
-                        item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z
-                    )
-                    if kind == _EQUIPMENT:
-                        d = replayed_stretch(
-                            d,
-                            state,
-                            1,
-                            seed,
-                            path,
-                            squeeze_stream,
-                            squeeze,
-                            replay,
-                            starts,
-                            done,
-                            rates,
-                        )
-                    site_longest = max(site_longest, d)
+                site_longest = _latest_item(
+                    site_item_start[s], site_item_end[s], 0.0,
+                    state, seed, path, o, c, overrun, f_operator, f_campus, item_kind, item_dist,
+                    item_table, item_p1, item_p2, pert_tables, weight_operator, weight_campus,
+                    weight_own, squeeze, squeeze_stream, replay, starts, done, rates,
+                )  # fmt: skip
                 previous = 0.0
                 for p in range(site_phase_start[s], site_phase_end[s]):
-                    longest = site_longest
-                    for k in range(phase_item_start[p], phase_item_end[p]):
-                        kind = item_kind[k]
-                        z = (
-                            weight_operator * f_operator[o, kind]
-                            + weight_campus * f_campus[c, kind]
-                            + weight_own * next_normal(state, 0)
-                        )
-                        d = overrun * _duration(
-                            item_dist[k], item_p1[k], item_p2[k], item_table[k], pert_tables, z
-                        )
-                        if kind == _EQUIPMENT:
-                            d = replayed_stretch(
-                                d,
-                                state,
-                                1,
-                                seed,
-                                path,
-                                squeeze_stream,
-                                squeeze,
-                                replay,
-                                starts,
-                                done,
-                                rates,
-                            )
-                        longest = max(longest, d)
+                    longest = _latest_item(
+                        phase_item_start[p], phase_item_end[p], site_longest,
+                        state, seed, path, o, c, overrun, f_operator, f_campus, item_kind,
+                        item_dist, item_table, item_p1, item_p2, pert_tables, weight_operator,
+                        weight_campus, weight_own, squeeze, squeeze_stream, replay, starts,
+                        done, rates,
+                    )  # fmt: skip
                     energized = longest
                     if withdrawn:
                         energized = math.inf
