@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine.book import CapacityArrays
+from engine.kernels.lanes import LANES
 from engine.market_arrays import (
     G_SUCC_LO,
     R_CAP_SIGMA,
@@ -36,7 +37,7 @@ from engine.market_arrays import (
     MarketArrays,
     factor_matrix_names,
 )
-from engine.rng import next_normal, next_uniform, seed_stream, stream_id
+from engine.rng import next_normal, next_uniform, seed_stream, stream_id, uniforms_lanes
 from engine.scenario import Book
 
 __all__ = [
@@ -100,7 +101,7 @@ def draw_like_capacity(
     """
     n_paths = out.shape[0]
     for block in prange((n_paths + _BLOCK - 1) // _BLOCK):
-        state = np.empty((1, 4), dtype=np.uint64)
+        state = np.empty((4, 1), dtype=np.uint64)
         for i in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK)):
             total = 0.0
             for j in range(streams.shape[0]):
@@ -247,8 +248,10 @@ def draw_like_markets(
 ) -> None:
     """Draw every path's market random numbers (:meth:`MarketDrawPlan.schedule`), sum them.
 
-    As the market kernel: every stream of a path is seeded first (one state
-    row each), then the path's draws run month by month in the schedule's order.
+    As the market kernel: paths run in groups of ``LANES`` with every stream of
+    every lane seeded first (one state column each); then each draw of the
+    schedule is made for all lanes, normals lane by lane and uniforms with the
+    vectorised :func:`engine.rng.uniforms_lanes`, the kernel's own calls.
 
     Parameters
     ----------
@@ -265,15 +268,24 @@ def draw_like_markets(
     n_streams = streams.shape[0]
     n_draws = start[-1]
     for block in prange((n_paths + _BLOCK - 1) // _BLOCK):
-        rng = np.empty((n_streams, 4), dtype=np.uint64)
-        for i in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK)):
-            path = path0 + np.uint64(i)
-            total = 0.0
-            for j in range(n_streams):
-                seed_stream(rng, j, seed, path, streams[j])
+        rng = np.zeros((4, n_streams * LANES), dtype=np.uint64)
+        total = np.zeros(LANES)
+        uniform = np.zeros(LANES)
+        for i0 in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK), LANES):
+            n_active = min(LANES, n_paths - i0)
+            for lane in range(n_active):
+                path = path0 + np.uint64(i0 + lane)
+                total[lane] = 0.0
+                for j in range(n_streams):
+                    seed_stream(rng, j * LANES + lane, seed, path, streams[j])
             for e in range(n_draws):
+                row0 = stream[e] * LANES
                 if kind[e] == 0:
-                    total += next_normal(rng, stream[e])
+                    for lane in range(n_active):
+                        total[lane] += next_normal(rng, row0 + lane)
                 else:
-                    total += next_uniform(rng, stream[e])
-            out[i] = total
+                    uniforms_lanes(rng, row0, uniform)
+                    for lane in range(LANES):
+                        total[lane] += uniform[lane]
+            for lane in range(n_active):
+                out[i0 + lane] = total[lane]

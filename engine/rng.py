@@ -12,7 +12,7 @@ Normals come from Doornik's (2005) 128-layer ziggurat (ZIGNOR) fed with one
 64-bit output per attempt: the top 53 bits give the uniform, the low 7 bits the
 layer. The tail beyond r = 3.4426 uses Marsaglia's (1964) exact method.
 
-The kernels here take the generator states as a ``uint64[n, 4]`` array that
+The kernels here take the generator states as a ``uint64[4, n]`` array that
 the caller owns (one row per stream of a path) and the row to use, so that no
 allocation and no array view is made in a hot loop. The ziggurat tables are
 mathematical constants computed once at import; numba freezes them into the
@@ -33,6 +33,7 @@ __all__ = [
     "seed_stream",
     "splitmix64",
     "stream_id",
+    "uniforms_lanes",
 ]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -98,7 +99,7 @@ def splitmix64(x: np.uint64) -> np.uint64:
 def seed_stream(
     states: np.ndarray, k: int, seed: np.uint64, path: np.uint64, stream: np.uint64
 ) -> None:
-    """Fill ``states[k]`` with the xoshiro256** state of one (seed, path, stream).
+    """Fill ``states[:, k]`` with the xoshiro256** state of one (seed, path, stream).
 
     The key is hashed by chained SplitMix64 finalisers, which makes nearby keys
     (seed 0 and 1, path i and i+1) give unrelated states; the four state words
@@ -108,7 +109,7 @@ def seed_stream(
     Parameters
     ----------
     states : numpy.ndarray
-        ``uint64[n, 4]`` generator states (one row per stream of a path).
+        ``uint64[4, n]`` generator states (column ``k``: one stream of a path).
     k : int
         Row written in place.
     seed, path, stream : numpy.uint64
@@ -118,10 +119,10 @@ def seed_stream(
     h = splitmix64(h ^ path)
     h = splitmix64(h ^ (stream * _MIX1))
     for w in range(4):
-        states[k, w] = splitmix64(h)
+        states[w, k] = splitmix64(h)
         h = h + _GOLDEN
-    if states[k, 0] == 0 and states[k, 1] == 0 and states[k, 2] == 0 and states[k, 3] == 0:
-        states[k, 0] = _GOLDEN  # unreachable in practice; xoshiro needs a non-zero state
+    if states[0, k] == 0 and states[1, k] == 0 and states[2, k] == 0 and states[3, k] == 0:
+        states[0, k] = _GOLDEN  # unreachable in practice; xoshiro needs a non-zero state
 
 
 @njit(cache=True, inline="always")
@@ -131,7 +132,7 @@ def next_u64(states: np.ndarray, k: int) -> np.uint64:
     Parameters
     ----------
     states : numpy.ndarray
-        ``uint64[n, 4]`` generator states.
+        ``uint64[4, n]`` generator states.
     k : int
         Row of the stream drawn from (advanced in place).
 
@@ -140,10 +141,10 @@ def next_u64(states: np.ndarray, k: int) -> np.uint64:
     numpy.uint64
         The next output, ``rotl(s1 * 5, 7) * 9``.
     """
-    s0 = states[k, 0]
-    s1 = states[k, 1]
-    s2 = states[k, 2]
-    s3 = states[k, 3]
+    s0 = states[0, k]
+    s1 = states[1, k]
+    s2 = states[2, k]
+    s3 = states[3, k]
     result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
     t = s1 << np.uint64(17)
     s2 ^= s0
@@ -152,10 +153,10 @@ def next_u64(states: np.ndarray, k: int) -> np.uint64:
     s0 ^= s3
     s2 ^= t
     s3 = _rotl(s3, 45)
-    states[k, 0] = s0
-    states[k, 1] = s1
-    states[k, 2] = s2
-    states[k, 3] = s3
+    states[0, k] = s0
+    states[1, k] = s1
+    states[2, k] = s2
+    states[3, k] = s3
     return result
 
 
@@ -166,7 +167,7 @@ def next_uniform(states: np.ndarray, k: int) -> float:
     Parameters
     ----------
     states : numpy.ndarray
-        ``uint64[n, 4]`` generator states.
+        ``uint64[4, n]`` generator states.
     k : int
         Row of the stream drawn from (advanced in place).
 
@@ -198,7 +199,7 @@ def next_normal(states: np.ndarray, k: int) -> float:
     Parameters
     ----------
     states : numpy.ndarray
-        ``uint64[n, 4]`` generator states.
+        ``uint64[4, n]`` generator states.
     k : int
         Row of the stream drawn from (advanced in place).
 
@@ -256,8 +257,46 @@ def fill_normals(out: np.ndarray, seed: np.uint64, path0: np.uint64, stream: np.
     seed, path0, stream : numpy.uint64
         Run seed, first global path id, stream id.
     """
-    state = np.empty((1, 4), dtype=np.uint64)
+    state = np.empty((4, 1), dtype=np.uint64)
     for i in range(out.shape[0]):
         seed_stream(state, 0, seed, path0 + np.uint64(i), stream)
         for j in range(out.shape[1]):
             out[i, j] = next_normal(state, 0)
+
+
+@njit(cache=True, inline="always")
+def uniforms_lanes(states: np.ndarray, row0: int, out: np.ndarray) -> None:
+    """Draw one uniform for each of ``out.shape[0]`` consecutive streams, vectorised.
+
+    Lane ``l`` draws ``next_uniform(states, row0 + l)``: the same number, and the
+    same state afterwards, as a call per stream. The lanes' states are advanced
+    side by side, so that LLVM runs the generator in vector registers.
+
+    Parameters
+    ----------
+    states : numpy.ndarray
+        ``uint64[4, n]`` generator states.
+    row0 : int
+        Row of the first lane's stream.
+    out : numpy.ndarray
+        ``float64[lanes]`` written with the uniforms on (0, 1).
+    """
+    for lane in range(out.shape[0]):
+        k = row0 + lane
+        s0 = states[0, k]
+        s1 = states[1, k]
+        s2 = states[2, k]
+        s3 = states[3, k]
+        result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
+        t = s1 << np.uint64(17)
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = _rotl(s3, 45)
+        states[0, k] = s0
+        states[1, k] = s1
+        states[2, k] = s2
+        states[3, k] = s3
+        out[lane] = (float(np.int64(result >> np.uint64(11))) + 0.5) * _TWO_POW_M53

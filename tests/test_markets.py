@@ -441,7 +441,7 @@ def test_curtailed_months_are_binomial_and_regions_independent() -> None:
 def test_stretched_duration_in_a_permanent_squeeze() -> None:
     """Always squeezed (start in squeeze, P(exit) = 0): the work proceeds at 1/f of its pace,
     so it takes work x f months; never squeezed or f = 1: exactly work."""
-    rng = np.empty((1, 4), dtype=np.uint64)
+    rng = np.empty((4, 1), dtype=np.uint64)
     stream = np.uint64(stream_id("market", "copper_squeeze"))
     for path in range(20):
         for work, factor in ((7.0, 2.0), (5.3, 1.5), (0.4, 3.0)):
@@ -959,3 +959,25 @@ def test_correlation_error_shows_the_value_as_written() -> None:
     with pytest.raises(InputError) as info:
         CopulaConfig(correlation=matrix)
     assert "value:   0.5\n" in info.value.message()
+
+
+def test_exp_lanes_agrees_with_numpy_exp_to_one_ulp() -> None:
+    """The kernel's vectorised exp against NumPy's exp, over prices' ln range and beyond."""
+    from engine.kernels.lanes import LANES, exp_lanes
+
+    x = np.concatenate(
+        [
+            np.random.default_rng(3).uniform(-30.0, 30.0, 64 * LANES),
+            np.linspace(-708.0, 709.0, 8 * LANES),
+            np.array([0.0, 1e-300, -1e-300, 0.5 * math.log(2.0), -0.5 * math.log(2.0)] * 2),
+        ]
+    )
+    x = x[: x.size // LANES * LANES]
+    out = np.empty(LANES)
+    bits = np.empty(LANES, dtype=np.int64)
+    got = np.empty_like(x)
+    for i in range(0, x.size, LANES):
+        exp_lanes(x[i : i + LANES], out, bits, bits.view(np.float64))
+        got[i : i + LANES] = out
+    want = np.exp(x)
+    assert np.all(np.abs(got - want) <= 2.0 * np.spacing(want))  # each within ~1 ulp

@@ -28,7 +28,7 @@ def normals(seed: int, path0: int, stream: int, n_paths: int, n_draws: int) -> n
 
 @njit
 def _uniforms(seed: np.uint64, path: np.uint64, stream: np.uint64, n: int) -> np.ndarray:
-    state = np.empty((1, 4), dtype=np.uint64)
+    state = np.empty((4, 1), dtype=np.uint64)
     rng.seed_stream(state, 0, seed, path, stream)
     out = np.empty(n)
     for j in range(n):
@@ -38,7 +38,7 @@ def _uniforms(seed: np.uint64, path: np.uint64, stream: np.uint64, n: int) -> np
 
 @njit
 def _first_outputs(seeds: np.ndarray, paths: np.ndarray, stream: np.uint64) -> np.ndarray:
-    state = np.empty((1, 4), dtype=np.uint64)
+    state = np.empty((4, 1), dtype=np.uint64)
     out = np.empty((seeds.shape[0], paths.shape[0]), dtype=np.uint64)
     for i in range(seeds.shape[0]):
         for j in range(paths.shape[0]):
@@ -52,7 +52,7 @@ def _first_outputs(seeds: np.ndarray, paths: np.ndarray, stream: np.uint64) -> n
 
 def test_xoshiro256starstar_reference_vector() -> None:
     """xoshiro256** from state (1, 2, 3, 4): the published first ten outputs (Vigna's C code)."""
-    state = np.array([[1, 2, 3, 4]], dtype=np.uint64)
+    state = np.array([[1], [2], [3], [4]], dtype=np.uint64)
     expected = [
         11520,
         0,
@@ -119,9 +119,9 @@ def test_seeding_follows_the_documented_splitmix_chain(seed: int, path: int, str
     state = SM(h), SM(h + golden), ...; uniforms ((u >> 11) + 0.5) 2^-53 (Python integers)."""
     h = _splitmix(_splitmix(_splitmix(seed) ^ path) ^ ((stream * 0xBF58476D1CE4E5B9) & MASK64))
     expected = [_splitmix((h + k * GOLDEN) & MASK64) for k in range(4)]
-    state = np.empty((1, 4), dtype=np.uint64)
+    state = np.empty((4, 1), dtype=np.uint64)
     rng.seed_stream(state, 0, np.uint64(seed), np.uint64(path), np.uint64(stream))
-    assert [int(w) for w in state[0]] == expected
+    assert [int(w) for w in state[:, 0]] == expected
     assert int(rng.next_u64(state, 0)) == _xoshiro(expected)
     assert rng.next_uniform(state, 0) == ((_xoshiro(expected) >> 11) + 0.5) * 2.0**-53
 
@@ -252,3 +252,34 @@ def test_uniforms_are_in_the_open_unit_interval_with_uniform_moments() -> None:
     assert_within(u.var(), 1.0 / 12.0, math.sqrt((1.0 / 80.0 - 1.0 / 144.0) / n), "uniform var")
     assert stats.kstest(u, "uniform").pvalue > P_MIN
     assert_within(np.corrcoef(u[:-1], u[1:])[0, 1], 0.0, 1.0 / math.sqrt(n), "uniform lag 1")
+
+
+@njit
+def _lane_and_scalar_uniforms(n_lanes: int, n_months: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same streams drawn by ``uniforms_lanes`` and by ``next_uniform``, interleaved
+    with normals (as the market kernel does), and the final states of both."""
+    a = np.zeros((4, 3 * n_lanes), dtype=np.uint64)
+    for k in range(3 * n_lanes):
+        rng.seed_stream(a, k, np.uint64(11), np.uint64(1000 + k), np.uint64(7 + k % 3))
+    b = a.copy()
+    out_a = np.empty((n_months, n_lanes))
+    out_b = np.empty((n_months, n_lanes))
+    row = np.empty(n_lanes)
+    for t in range(n_months):
+        for lane in range(n_lanes):
+            rng.next_normal(a, n_lanes + lane)
+            rng.next_normal(b, n_lanes + lane)
+        rng.uniforms_lanes(a, n_lanes, row)
+        out_a[t] = row
+        for lane in range(n_lanes):
+            out_b[t, lane] = rng.next_uniform(b, n_lanes + lane)
+    return np.concatenate((out_a.ravel(), a.ravel().view(np.float64))), np.concatenate(
+        (out_b.ravel(), b.ravel().view(np.float64))
+    )
+
+
+def test_uniforms_lanes_draw_exactly_what_next_uniform_draws() -> None:
+    """The vectorised uniforms of 64 lanes are bit-identical to one call per stream, and
+    leave the same generator states (the market kernel's streams do not depend on lanes)."""
+    lanes, scalar = _lane_and_scalar_uniforms(64, 500)
+    assert np.array_equal(lanes.view(np.uint64), scalar.view(np.uint64))

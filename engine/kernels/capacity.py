@@ -160,7 +160,7 @@ def energization_times(
     n_campuses = campus_stream.shape[0]
     n_blocks = (n_paths + _BLOCK - 1) // _BLOCK
     for block in prange(n_blocks):
-        state = np.empty((2, 4), dtype=np.uint64)  # row 0: draws; row 1: squeeze replay
+        state = np.empty((4, 2), dtype=np.uint64)  # stream 0: draws; 1: squeeze replay
         replay = np.empty(2, dtype=np.int64)
         starts = np.empty(_REPLAY_SEGMENTS, dtype=np.int64)
         done = np.empty(_REPLAY_SEGMENTS)

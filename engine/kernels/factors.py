@@ -24,6 +24,7 @@ __all__ = [
     "chi_square",
     "markov_step",
     "poisson_count",
+    "poisson_inverse",
     "replayed_stretch",
     "squeeze_spell",
     "squeeze_start",
@@ -44,7 +45,12 @@ def poisson_count(state: np.ndarray, k: int, mean: float, p0: float) -> int:
     """Poisson(mean) count by inversion of one uniform; ``p0`` = exp(-mean)."""
     if mean <= 0.0:
         return 0
-    u = next_uniform(state, k)
+    return poisson_inverse(next_uniform(state, k), mean, p0)
+
+
+@njit(cache=True, inline="always")
+def poisson_inverse(u: float, mean: float, p0: float) -> int:
+    """Poisson(mean) quantile of the uniform ``u`` (inversion); ``p0`` = exp(-mean)."""
     p = p0
     cdf = p
     count = 0
@@ -128,7 +134,7 @@ def stretched_duration(
     work : float
         Lead time in months if no squeeze occurs.
     rng : numpy.ndarray
-        ``uint64[n, 4]`` generator states; row ``row`` is overwritten (scratch).
+        ``uint64[4, n]`` generator states; row ``row`` is overwritten (scratch).
     row : int
         Row of ``rng`` to use.
     seed, path, stream : numpy.uint64
@@ -216,7 +222,7 @@ def replayed_stretch(
     work : float
         Lead time in months if no squeeze occurs.
     rng : numpy.ndarray
-        ``uint64[n, 4]`` generator states; row ``row`` holds the replayed stream.
+        ``uint64[4, n]`` generator states; row ``row`` holds the replayed stream.
     row : int
         Row of ``rng`` to use.
     seed, path, stream : numpy.uint64
@@ -252,7 +258,7 @@ def replayed_stretch(
     n = replay[0]
     while done[n - 1] + (starts[n] - starts[n - 1]) * rates[n - 1] < work:
         if n + 1 >= starts.shape[0]:  # beyond the scratch: the slow path, same numbers
-            scratch = np.empty((1, 4), dtype=np.uint64)
+            scratch = np.empty((4, 1), dtype=np.uint64)
             return stretched_duration(
                 work, scratch, 0, seed, path, stream, int(squeeze[0]), enter, leave, factor
             )

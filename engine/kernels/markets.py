@@ -8,6 +8,12 @@ short- and long-term factors, jumps), the GPU market regime and each
 generation's rent and resale value. A disabled market draws nothing from its own
 streams and ignores its copula shocks, so the other factors keep their draws.
 
+Paths run as SIMD lanes (engine/kernels/lanes.py): a group of ``LANES`` paths
+advances month by month together, the arithmetic vectorised across the group,
+each path drawing from its own streams in the order above. The months of one
+group are in engine/kernels/market_steps.py, what is recorded in
+engine/kernels/market_records.py.
+
 Everything accumulated is an integer (counts, fixed-point sums), so per-thread
 partial results merge to the same bits in any order.
 """
@@ -19,111 +25,56 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from engine.kernels.aggregate import _month
 from engine.kernels.factors import (
-    NEVER,
     REGIME_SQUEEZE,
     chi_square,
     markov_step,
-    poisson_count,
-    squeeze_spell,
-    squeeze_start,
     t_to_normal,
+)
+from engine.kernels.lanes import LANES, exp_lanes
+from engine.kernels.market_records import (
+    N_SITE_SUMS,
+    SITE_CAPEX,
+    SITE_ENERGY,
+    path_costs,
+    record_lanes,
+)
+from engine.kernels.market_steps import (
+    copper_draws,
+    electricity_draws,
+    month_constants,
+    resale_lanes,
+    start_lanes,
 )
 from engine.market_arrays import (
     DAYS_PER_MONTH,
-    G_AGE0,
     G_BETA,
-    G_DRIFT,
-    G_ELASTICITY,
-    G_LN_KEEP,
-    G_LN_NEW,
-    G_LN_RENT,
-    G_LN_STEP,
     G_OU_A,
     G_OU_B,
-    G_SUCC_HI,
-    G_SUCC_LO,
     HOURS_PER_MONTH,
-    R_ADDER,
-    R_CAP0,
     R_CAP_MU,
-    R_CAP_SIGMA,
-    R_CURTAIL_P,
     R_CURTAIL_SHARE,
-    R_LN_PRICE,
-    R_OU_A,
-    R_OU_B,
     R_PPA_SHARE,
-    R_SPIKE_DECAY,
     R_SPIKE_MEAN,
-    R_SPIKE_MU,
-    R_SPIKE_SD,
-    S_CHI0,
     S_CU_A,
-    S_CU_B,
     S_CU_INTENSITY,
     S_CU_JUMP_MEAN,
-    S_CU_JUMP_MU,
-    S_CU_JUMP_SD,
-    S_CU_RHO,
-    S_D0,
     S_FACILITY_EX_CU,
     S_FIRST_MOY,
     S_GPU_REGIMES,
     S_NU,
     S_PHI,
-    S_SQ_ENTER,
-    S_SQ_EXIT,
-    S_SQ_INITIAL,
     S_SQ_PREMIUM,
-    S_XI0,
     S_XI_DRIFT,
-    S_XI_SD,
-    SITE_HALF_WIDTH,
 )
-from engine.rng import next_normal, next_uniform, seed_stream
+from engine.rng import next_normal
 
-__all__ = ["market_statistics"]
+__all__ = ["N_SITE_SUMS", "SITE_CAPEX", "SITE_ENERGY", "market_statistics"]
 
-ST_COPULA, ST_COPPER, ST_SQUEEZE, ST_GPU_REGIME = 0, 1, 2, 3
+#: Stream columns (x LANES) of the Student-t scale and the GPU regime (copper: market_steps).
+ST_COPULA, ST_GPU_REGIME = 0, 3
 #: Trace channels before the copula shocks, and per region (see trace_channels).
 TRACE_FIXED, TRACE_PER_REGION = 5, 5
-#: Site statistics: histograms of capex and of energy cost per month in service.
-SITE_CAPEX, SITE_ENERGY = 0, 1
-#: Site sums: capex ($k), copper cost ($k), energy cost over the horizon ($k),
-#: energy cost per month in service ($), paths built within the horizon.
-N_SITE_SUMS = 5
-
-
-@njit(cache=True, inline="always")
-def _bin(log_value: float, shift: float, scale: float, n_bins: int) -> int:
-    x = log_value * scale + shift
-    if not x >= 0.0:  # also -inf (a value of 0) and nan
-        return 0
-    if x >= n_bins - 1:
-        return n_bins - 1
-    return int(x)
-
-
-@njit(cache=True, inline="always")
-def _record(
-    hist: np.ndarray,
-    sums: np.ndarray,
-    b: int,
-    row: int,
-    t: int,
-    log_value: float,
-    value: float,
-    shifts: np.ndarray,
-    scales: np.ndarray,
-    per_unit: np.ndarray,
-) -> None:
-    if row < 0:
-        return
-    # month-major partial results: one path's records walk memory in order
-    hist[b, t, row, _bin(log_value, shifts[t, row], scales[t, row], hist.shape[3])] += 1
-    sums[b, t, row] += np.int64(value * per_unit[row] + 0.5)
 
 
 @njit(cache=True, parallel=True)
@@ -169,6 +120,11 @@ def market_statistics(
 ) -> None:
     """Simulate the markets of paths ``path0 .. path0 + n - 1`` and add their statistics.
 
+    Paths run in groups of ``LANES`` (engine/kernels/lanes.py): the month's
+    arithmetic is vectorised across the group, while every draw comes from the
+    path's own streams in the same order as for a path run alone, so the
+    statistics do not depend on the grouping, the blocks or the thread count.
+
     Parameters
     ----------
     seed, path0 : numpy.uint64
@@ -207,8 +163,9 @@ def market_statistics(
     n_phases = energization.shape[1]
     horizon = sums.shape[1] - 1
     n_out, n_bins = hist.shape[0], hist.shape[2]
-    n_regions, n_gens, n_sites = region.shape[0], gpu.shape[0], site_region.shape[0]
+    n_regions, n_gens = region.shape[0], gpu.shape[0]
     n_factors = copula_factor.shape[0]
+    n_streams = streams.shape[0]
     shock0 = 4 + n_regions + n_gens  # stream row of the first factor's shock
     n_scopes, width = curtailed_w.shape
     demand_on, elec_on, copper_on, gpu_on, student = (
@@ -219,51 +176,31 @@ def market_statistics(
         switches[4],
     )
     phi = scalars[S_PHI]
-    demand_b = math.sqrt(1.0 - phi * phi)
+    demand_b = math.sqrt(1.0 - phi * phi) if demand_on else 0.0
     nu = scalars[S_NU]
-    cu_rho = scalars[S_CU_RHO]
-    cu_own = math.sqrt(1.0 - cu_rho * cu_rho)
-    sq_initial = int(scalars[S_SQ_INITIAL])
-    sq_enter, sq_exit = scalars[S_SQ_ENTER], scalars[S_SQ_EXIT]
+    cu_a, xi_drift = scalars[S_CU_A], scalars[S_XI_DRIFT]
+    sq_premium = scalars[S_SQ_PREMIUM]
     gpu_regimes = scalars[S_GPU_REGIMES] > 0.5
     first_moy = int(scalars[S_FIRST_MOY])
-    per_unit = 1.0 / unit
-    site_scale = site_hist.shape[2] / (2.0 * SITE_HALF_WIDTH)
-    scales = np.ascontiguousarray(bin_scale.T)  # [T + 1, n_out]
-    shifts = 0.5 * n_bins - np.ascontiguousarray(center.T) * scales  # bin = ln v x scale + shift
-    # per month: ln(level) + seasonality, the hedged and delivery part of the all-in
-    # price; the unhedged share; each generation's ln rent trend
-    energy_base = np.empty((n_regions, horizon + 1))
-    fixed_cost = np.empty((n_regions, horizon + 1))
+    # by month and factor: bin = ln v x scale + shift; fixed-point units per value unit
+    bin_map = np.empty((horizon + 1, n_out, 3))
+    for t in range(horizon + 1):
+        for row in range(n_out):
+            bin_map[t, row, 1] = bin_scale[row, t]
+            bin_map[t, row, 0] = 0.5 * n_bins - center[row, t] * bin_scale[row, t]
+            bin_map[t, row, 2] = 1.0 / unit[row]
+    (
+        energy_base,
+        fixed_cost,
+        rent_trend,
+        resale_base,
+        resale_log_factor,
+        resale_factor,
+        unit_elasticity,
+        step_factor,
+    ) = month_constants(region, season, ppa_price, gpu, fire_sale_keep, first_moy, horizon)
     unhedged = 1.0 - region[:, R_PPA_SHARE]
-    for r in range(n_regions):
-        for t in range(horizon + 1):
-            moy = (max(t, 1) - 1 + first_moy) % 12
-            year = max(t - 1, 0) // 12
-            energy_base[r, t] = region[r, R_LN_PRICE] + season[r, moy]
-            fixed_cost[r, t] = region[r, R_PPA_SHARE] * ppa_price[r, year] + region[r, R_ADDER]
-    rent_trend = np.empty((n_gens, horizon + 1))
-    for g in range(n_gens):
-        for t in range(horizon + 1):
-            rent_trend[g, t] = gpu[g, G_LN_RENT] + gpu[g, G_DRIFT] * t
     tracing = trace.shape[0] > 0
-    # resale: ln new + age x ln(1 - decay) + ln(1 - fire-sale impact), by generation and
-    # month; with elasticity 1, resale = rent x exp(that - ln trend) (one product per month)
-    resale_base = np.empty((n_gens, horizon + 1))
-    resale_log_factor = np.empty((n_gens, horizon + 1))
-    resale_factor = np.empty((n_gens, horizon + 1))
-    unit_elasticity = np.empty(n_gens, dtype=np.bool_)
-    step_factor = np.empty(n_gens)
-    for g in range(n_gens):
-        unit_elasticity[g] = gpu[g, G_ELASTICITY] == 1.0
-        step_factor[g] = math.exp(gpu[g, G_LN_STEP])
-        for t in range(horizon + 1):
-            keep = fire_sale_keep[g, t]
-            base = gpu[g, G_LN_NEW] + (gpu[g, G_AGE0] + t / 12.0) * gpu[g, G_LN_KEEP]
-            base += math.log(keep) if keep > 0.0 else -math.inf
-            resale_base[g, t] = base
-            resale_log_factor[g, t] = base - (gpu[g, G_LN_RENT] + gpu[g, G_DRIFT] * t)
-            resale_factor[g, t] = math.exp(resale_log_factor[g, t])
     spike_p0 = np.exp(-region[:, R_SPIKE_MEAN])
     copper_p0 = math.exp(-scalars[S_CU_JUMP_MEAN])
     # int32 partial counts (a chunk holds < 2**31 paths): the histogram stays in L2
@@ -278,94 +215,133 @@ def market_statistics(
     b_site_sums = np.zeros((n_blocks, site_sums.shape[0], site_sums.shape[1]), dtype=np.int64)
     per_block = (n_paths + n_blocks - 1) // n_blocks
     for b in prange(n_blocks):
-        rng = np.empty((streams.shape[0], 4), dtype=np.uint64)
-        eps = np.empty(n_factors)
-        z = np.empty(n_factors)
-        x_ou = np.empty(n_regions)
-        y_spike = np.empty(n_regions)
-        charge = np.empty(n_regions)
-        log_charge = np.empty(n_regions)
-        cum = np.zeros((n_regions, horizon + 1))  # $ per utility MW, months 1..t
-        curtailed = np.zeros((n_regions, horizon + 1), dtype=np.int64)  # months of events
-        n_curtailed = np.zeros(n_regions, dtype=np.int64)
-        copper = np.empty(horizon + 1)
-        y_gpu = np.empty(n_gens)
-        launch = np.empty(n_gens, dtype=np.int64)
+        # generator states: row stream x LANES + lane
+        rng = np.zeros((4, n_streams * LANES), dtype=np.uint64)
+        eps = np.zeros((n_factors, LANES))
+        z = np.zeros((n_factors, LANES))
+        scale = np.ones(LANES)
+        demand = np.empty(LANES)
+        x_ou = np.empty((n_regions, LANES))
+        y_spike = np.empty((n_regions, LANES))
+        charge = np.empty((n_regions, LANES))
+        log_charge = np.empty((n_regions, LANES))
+        cum = np.zeros((n_regions, horizon + 1, LANES))  # $ per utility MW, months 1..t
+        curtailed = np.zeros((n_regions, LANES, horizon + 1), dtype=np.int64)  # event months
+        n_curtailed = np.zeros((n_regions, LANES), dtype=np.int64)
+        event = np.zeros(LANES, dtype=np.bool_)
+        spikes = np.zeros(LANES, dtype=np.int64)
+        chi = np.empty(LANES)
+        xi = np.empty(LANES)
+        own = np.zeros(LANES)
+        jumps = np.zeros(LANES, dtype=np.int64)
+        squeeze = np.zeros(LANES, dtype=np.int64)
+        switch = np.empty(LANES, dtype=np.int64)  # month of the squeeze regime's next switch
+        copper = np.empty((horizon + 1, LANES))
+        gpu_regime = np.ones(LANES, dtype=np.int64)
+        y_gpu = np.empty((n_gens, LANES))
+        launch = np.empty((n_gens, LANES), dtype=np.int64)
         months = np.empty(n_phases, dtype=np.int64)
-        for i in range(b * per_block, min(n_paths, (b + 1) * per_block)):
-            path = path0 + np.uint64(i)
-            for k in range(streams.shape[0]):
-                seed_stream(rng, k, seed, path, streams[k])
-            demand = scalars[S_D0]
-            for r in range(n_regions):
-                n_curtailed[r] = 0
-                x_ou[r] = 0.0
-                y_spike[r] = 0.0
-                charge[r] = region[r, R_CAP0]
-                log_charge[r] = math.log(charge[r]) if charge[r] > 0.0 else -math.inf
-            chi, xi = scalars[S_CHI0], scalars[S_XI0]
-            squeeze = 0
-            switch = NEVER  # month of the squeeze regime's next switch
-            if copper_on:
-                squeeze = squeeze_start(rng, ST_SQUEEZE, sq_initial, sq_enter, sq_exit)
-                switch = squeeze_spell(rng, ST_SQUEEZE, squeeze, sq_enter, sq_exit)
-            gpu_regime = 1
-            for g in range(n_gens):
-                y_gpu[g] = 0.0
-                lo, hi = gpu[g, G_SUCC_LO], gpu[g, G_SUCC_HI]
-                if lo < 0:
-                    launch[g] = horizon + 1
-                elif gpu_on:
-                    u = next_uniform(rng, 4 + n_regions + g)
-                    launch[g] = int(lo) + int(u * (hi - lo + 1.0))
-                else:
-                    launch[g] = int((lo + hi) // 2)
+        # lane scratch: ln values and values recorded, bins, fixed-point values, exp
+        log_v = np.zeros(LANES)
+        value = np.zeros(LANES)
+        price = np.zeros(LANES)
+        uniform = np.zeros(LANES)  # uniforms of the lanes
+        scratch = np.zeros((2, LANES), dtype=np.int64)  # bins, fixed-point values
+        bits = np.zeros(LANES, dtype=np.int64)
+        pow2 = bits.view(np.float64)
+        first, last = b * per_block, min(n_paths, (b + 1) * per_block)
+        for i0 in range(first, last, LANES):
+            n_active = min(LANES, last - i0)
+            start_lanes(
+                rng,
+                seed,
+                path0 + np.uint64(i0),
+                n_active,
+                streams,
+                scalars,
+                region,
+                gpu,
+                copper_on,
+                gpu_on,
+                horizon,
+                eps,
+                demand,
+                chi,
+                xi,
+                gpu_regime,
+                squeeze,
+                switch,
+                n_curtailed,
+                x_ou,
+                y_spike,
+                charge,
+                log_charge,
+                y_gpu,
+                launch,
+            )
             for t in range(1, horizon + 1):
                 # -- copula shocks
                 for f in range(n_factors):
-                    eps[f] = next_normal(rng, shock0 + f)
-                scale = 1.0
+                    for lane in range(n_active):
+                        eps[f, lane] = next_normal(rng, (shock0 + f) * LANES + lane)
                 if student:
-                    scale = math.sqrt(nu / chi_square(rng, ST_COPULA, nu))
+                    for lane in range(n_active):
+                        scale[lane] = math.sqrt(nu / chi_square(rng, ST_COPULA * LANES + lane, nu))
                 for f in range(n_factors):
-                    acc = 0.0
+                    for lane in range(LANES):
+                        z[f, lane] = 0.0
                     for k in range(f + 1):
-                        acc += copula_factor[f, k] * eps[k]
-                    z[f] = t_to_normal(acc * scale, t_table) if student else acc
+                        coef = copula_factor[f, k]
+                        for lane in range(LANES):
+                            z[f, lane] += coef * eps[k, lane]
+                    if student:
+                        for lane in range(n_active):
+                            z[f, lane] = t_to_normal(z[f, lane] * scale[lane], t_table)
                 # -- AI demand
-                demand = phi * demand + (demand_b * z[0] if demand_on else 0.0)
+                for lane in range(LANES):
+                    demand[lane] = phi * demand[lane] + demand_b * z[0, lane]
                 # -- electricity
+                new_year = t > 1 and (t - 1) % 12 == 0
                 for r in range(n_regions):
-                    event = False
-                    spikes = 0
-                    new_year = t > 1 and (t - 1) % 12 == 0
+                    for lane in range(LANES):
+                        event[lane] = False
                     if elec_on:
-                        st = 4 + r
-                        x_ou[r] = region[r, R_OU_A] * x_ou[r] + region[r, R_OU_B] * z[1 + r]
-                        y_spike[r] *= region[r, R_SPIKE_DECAY]
-                        spikes = poisson_count(rng, st, region[r, R_SPIKE_MEAN], spike_p0[r])
-                        for _ in range(spikes):
-                            y_spike[r] += region[r, R_SPIKE_MU] + region[
-                                r, R_SPIKE_SD
-                            ] * next_normal(rng, st)
-                        if new_year:
-                            step = region[r, R_CAP_MU]
-                            if region[r, R_CAP_SIGMA] > 0.0:
-                                step += region[r, R_CAP_SIGMA] * next_normal(rng, st)
-                            log_charge[r] += step
-                            charge[r] = math.exp(log_charge[r])
-                        if region[r, R_CURTAIL_P] > 0.0:
-                            event = next_uniform(rng, st) < region[r, R_CURTAIL_P]
+                        electricity_draws(
+                            rng,
+                            (4 + r) * LANES,
+                            r,
+                            region,
+                            spike_p0[r],
+                            new_year,
+                            n_active,
+                            z,
+                            1 + r,
+                            x_ou,
+                            y_spike,
+                            log_charge,
+                            charge,
+                            spikes,
+                            event,
+                            uniform,
+                        )
                     elif new_year:
-                        log_charge[r] += region[r, R_CAP_MU]
-                        charge[r] = math.exp(log_charge[r])
-                    log_energy = energy_base[r, t] + x_ou[r] + y_spike[r]
-                    all_in = fixed_cost[r, t] + unhedged[r] * math.exp(log_energy)
+                        for lane in range(LANES):
+                            log_charge[r, lane] += region[r, R_CAP_MU]
+                            charge[r, lane] = math.exp(log_charge[r, lane])
+                    base = energy_base[r, t]
+                    for lane in range(LANES):
+                        log_v[lane] = base + x_ou[r, lane] + y_spike[r, lane]
+                    exp_lanes(log_v, price, bits, pow2)
+                    hedged, open_share = fixed_cost[r, t], unhedged[r]
+                    for lane in range(LANES):
+                        value[lane] = hedged + open_share * price[lane]
                     # binned in ln energy price: all-in is increasing in it (no log needed)
                     row = report[2 * r]
-                    _record(b_hist, b_sums, b, row, t, log_energy, all_in, shifts, scales, per_unit)
+                    record_lanes(
+                        b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch
+                    )
                     row = report[2 * r + 1]
-                    _record(
+                    record_lanes(
                         b_hist,
                         b_sums,
                         b,
@@ -373,131 +349,150 @@ def market_statistics(
                         t,
                         log_charge[r],
                         charge[r],
-                        shifts,
-                        scales,
-                        per_unit,
+                        n_active,
+                        bin_map,
+                        scratch,
                     )
-                    if event:
-                        b_curtail[b, r, t] += 1
-                        curtailed[r, n_curtailed[r]] = t
-                        n_curtailed[r] += 1
-                    available = 1.0 - region[r, R_CURTAIL_SHARE] if event else 1.0
-                    cum[r, t] = cum[r, t - 1] + (
-                        HOURS_PER_MONTH * all_in * available + DAYS_PER_MONTH * charge[r]
-                    )
+                    for lane in range(n_active):
+                        if event[lane]:
+                            b_curtail[b, r, t] += 1
+                            curtailed[r, lane, n_curtailed[r, lane]] = t
+                            n_curtailed[r, lane] += 1
+                    kept = 1.0 - region[r, R_CURTAIL_SHARE]
+                    for lane in range(LANES):
+                        available = kept if event[lane] else 1.0
+                        cum[r, t, lane] = cum[r, t - 1, lane] + (
+                            HOURS_PER_MONTH * value[lane] * available
+                            + DAYS_PER_MONTH * charge[r, lane]
+                        )
                     if tracing:
                         c = TRACE_FIXED + n_factors + TRACE_PER_REGION * r
-                        trace[i, c, t] = math.log(all_in)
-                        trace[i, c + 1, t] = log_energy
-                        trace[i, c + 2, t] = charge[r]
-                        trace[i, c + 3, t] = event
-                        trace[i, c + 4, t] = spikes
+                        for lane in range(n_active):
+                            trace[i0 + lane, c, t] = math.log(value[lane])
+                            trace[i0 + lane, c + 1, t] = log_v[lane]
+                            trace[i0 + lane, c + 2, t] = charge[r, lane]
+                            trace[i0 + lane, c + 3, t] = event[lane]
+                            trace[i0 + lane, c + 4, t] = spikes[lane] if elec_on else 0
                 # -- copper
-                chi = scalars[S_CU_A] * chi
-                xi += scalars[S_XI_DRIFT]
-                jumps = 0
                 if copper_on:
-                    if t == switch:  # spells drawn as geometric months (factors.py)
-                        squeeze = 1 - squeeze
-                        switch = t + squeeze_spell(rng, ST_SQUEEZE, squeeze, sq_enter, sq_exit)
-                    chi += scalars[S_CU_B] * z[1 + n_regions]
-                    own = next_normal(rng, ST_COPPER)
-                    xi += scalars[S_XI_SD] * (cu_rho * z[1 + n_regions] + cu_own * own)
-                    jumps = poisson_count(rng, ST_COPPER, scalars[S_CU_JUMP_MEAN], copper_p0)
-                    for _ in range(jumps):
-                        xi += scalars[S_CU_JUMP_MU] + scalars[S_CU_JUMP_SD] * next_normal(
-                            rng, ST_COPPER
-                        )
-                log_copper = chi + xi
-                if squeeze == REGIME_SQUEEZE:
-                    log_copper += scalars[S_SQ_PREMIUM]
-                    b_squeeze[b, t] += 1
-                copper[t] = math.exp(log_copper)
+                    copper_draws(
+                        rng,
+                        t,
+                        n_active,
+                        scalars,
+                        copper_p0,
+                        z,
+                        1 + n_regions,
+                        chi,
+                        xi,
+                        own,
+                        jumps,
+                        squeeze,
+                        switch,
+                        uniform,
+                    )
+                else:
+                    for lane in range(LANES):
+                        chi[lane] = cu_a * chi[lane]
+                        xi[lane] += xi_drift
+                for lane in range(LANES):
+                    log_v[lane] = chi[lane] + xi[lane]
+                    if squeeze[lane] == REGIME_SQUEEZE:
+                        log_v[lane] += sq_premium
+                for lane in range(n_active):
+                    b_squeeze[b, t] += squeeze[lane]
+                exp_lanes(log_v, value, bits, pow2)
+                for lane in range(LANES):
+                    copper[t, lane] = value[lane]
                 row = report[2 * n_regions]
-                _record(b_hist, b_sums, b, row, t, log_copper, copper[t], shifts, scales, per_unit)
+                record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch)
+                if tracing:
+                    for lane in range(n_active):
+                        trace[i0 + lane, 0, t] = demand[lane]
+                        trace[i0 + lane, 1, t] = squeeze[lane]
+                        trace[i0 + lane, 3, t] = jumps[lane] if copper_on else 0
+                        trace[i0 + lane, 4, t] = log_v[lane]
+                        for f in range(n_factors):
+                            trace[i0 + lane, TRACE_FIXED + f, t] = z[f, lane]
                 # -- GPU market
                 if gpu_regimes:
-                    gpu_regime = markov_step(rng, ST_GPU_REGIME, gpu_regime, regime_transition)
-                for g in range(n_gens):
-                    y_gpu[g] = gpu[g, G_OU_A] * y_gpu[g]
-                    if gpu_on:
-                        y_gpu[g] += gpu[g, G_OU_B] * z[2 + n_regions + g]
-                    trend = rent_trend[g, t]
-                    log_rent = trend + gpu[g, G_BETA] * demand + y_gpu[g]
-                    if gpu_regimes:
-                        log_rent += regime_offset[gpu_regime]
-                    rent = math.exp(log_rent)
-                    row = report[2 * n_regions + 1 + 2 * g]
-                    _record(b_hist, b_sums, b, row, t, log_rent, rent, shifts, scales, per_unit)
-                    after = t >= launch[g]
-                    if unit_elasticity[g]:  # resale = rent x a deterministic factor: no exp
-                        log_resale = log_rent + resale_log_factor[g, t]
-                        resale = rent * resale_factor[g, t]
-                        if after:
-                            log_resale += gpu[g, G_LN_STEP]
-                            resale *= step_factor[g]
-                    else:
-                        log_resale = (
-                            resale_base[g, t]
-                            + gpu[g, G_ELASTICITY] * (log_rent - trend)
-                            + (gpu[g, G_LN_STEP] if after else 0.0)
+                    for lane in range(n_active):
+                        gpu_regime[lane] = markov_step(
+                            rng, ST_GPU_REGIME * LANES + lane, gpu_regime[lane], regime_transition
                         )
-                        resale = math.exp(log_resale)
-                    row = report[2 * n_regions + 2 + 2 * g]
-                    _record(b_hist, b_sums, b, row, t, log_resale, resale, shifts, scales, per_unit)
+                for g in range(n_gens):
+                    ou_a = gpu[g, G_OU_A]
+                    ou_b = gpu[g, G_OU_B] if gpu_on else 0.0
+                    zg = 2 + n_regions + g
+                    trend, beta = rent_trend[g, t], gpu[g, G_BETA]
+                    for lane in range(LANES):
+                        y_gpu[g, lane] = ou_a * y_gpu[g, lane] + ou_b * z[zg, lane]
+                        log_v[lane] = trend + beta * demand[lane] + y_gpu[g, lane]
+                    if gpu_regimes:
+                        for lane in range(LANES):
+                            log_v[lane] += regime_offset[gpu_regime[lane]]
+                    exp_lanes(log_v, value, bits, pow2)
+                    row = report[2 * n_regions + 1 + 2 * g]
+                    record_lanes(
+                        b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch
+                    )
                     if tracing:
                         c = TRACE_FIXED + n_factors + TRACE_PER_REGION * n_regions + 2 * g
-                        trace[i, c, t] = log_rent
-                        trace[i, c + 1, t] = log_resale
+                        for lane in range(n_active):
+                            trace[i0 + lane, c, t] = log_v[lane]
+                    resale_lanes(
+                        t,
+                        g,
+                        gpu,
+                        launch,
+                        trend,
+                        resale_base,
+                        resale_log_factor,
+                        resale_factor,
+                        step_factor,
+                        unit_elasticity,
+                        log_v,
+                        value,
+                        bits,
+                    )
+                    row = report[2 * n_regions + 2 + 2 * g]
+                    record_lanes(
+                        b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch
+                    )
+                    if tracing:
+                        for lane in range(n_active):
+                            trace[i0 + lane, c + 1, t] = log_v[lane]
                 if tracing:
-                    trace[i, 0, t] = demand
-                    trace[i, 1, t] = squeeze
-                    trace[i, 2, t] = gpu_regime
-                    trace[i, 3, t] = jumps
-                    trace[i, 4, t] = log_copper
-                    for f in range(n_factors):
-                        trace[i, TRACE_FIXED + f, t] = z[f]
-            # -- what the path's markets cost each site
-            for p in range(n_phases):
-                months[p] = _month(energization[i, p], horizon)
-            for s in range(n_sites):
-                first = months[site_phase_start[s]]
-                if first > horizon:
-                    continue
-                r = site_region[s]
-                capex = 0.0
-                copper_cost = 0.0
-                energy = 0.0
-                for p in range(site_phase_start[s], site_phase_end[s]):
-                    m = months[p]
-                    if m > horizon:
-                        continue
-                    cu_cost = phase_mw[p] * scalars[S_CU_INTENSITY] * copper[m]
-                    capex += phase_mw[p] * scalars[S_FACILITY_EX_CU] + cu_cost
-                    copper_cost += cu_cost
-                    energy += phase_mw[p] * site_pue[s] * (cum[r, horizon] - cum[r, m - 1])
-                per_month = energy / (horizon - first + 1)
-                n_site_bins = site_hist.shape[2]
-                shift = 0.5 * n_site_bins - site_center[s, SITE_CAPEX] * site_scale
-                k = _bin(math.log(capex), shift, site_scale, n_site_bins)
-                b_site_hist[b, s, SITE_CAPEX, k] += 1
-                shift = 0.5 * n_site_bins - site_center[s, SITE_ENERGY] * site_scale
-                k = _bin(math.log(per_month), shift, site_scale, n_site_bins)
-                b_site_hist[b, s, SITE_ENERGY, k] += 1
-                b_site_sums[b, s, 0] += np.int64(capex / 1000.0 + 0.5)
-                b_site_sums[b, s, 1] += np.int64(copper_cost / 1000.0 + 0.5)
-                b_site_sums[b, s, 2] += np.int64(energy / 1000.0 + 0.5)
-                b_site_sums[b, s, 3] += np.int64(per_month + 0.5)
-                b_site_sums[b, s, 4] += 1
-            # -- MW taken offline by curtailment events
-            for r in range(n_regions):
-                for e in range(n_curtailed[r]):
-                    t = curtailed[r, e]
-                    for j in range(region_phase_start[r], region_phase_start[r + 1]):
-                        p = region_phase_index[j]
-                        if months[p] <= t:
-                            for k in range(3):
-                                b_curtailed[b, phase_scopes[p, k], t] += phase_curtail_w[p]
+                    for lane in range(n_active):
+                        trace[i0 + lane, 2, t] = gpu_regime[lane]
+            # -- what each path's markets cost each site, and its curtailed MW
+            for lane in range(n_active):
+                path_costs(
+                    b,
+                    lane,
+                    energization,
+                    i0 + lane,
+                    months,
+                    copper,
+                    cum,
+                    curtailed,
+                    n_curtailed,
+                    scalars[S_CU_INTENSITY],
+                    scalars[S_FACILITY_EX_CU],
+                    site_region,
+                    site_pue,
+                    site_phase_start,
+                    site_phase_end,
+                    site_center,
+                    phase_mw,
+                    phase_curtail_w,
+                    phase_scopes,
+                    region_phase_start,
+                    region_phase_index,
+                    b_site_hist,
+                    b_site_sums,
+                    b_curtailed,
+                )
     for b in range(n_blocks):
         for t in range(horizon + 1):
             for row in range(n_out):
