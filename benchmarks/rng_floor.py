@@ -251,7 +251,9 @@ def draw_like_markets(
     As the market kernel: paths run in groups of ``LANES`` with every stream of
     every lane seeded first (one state column each); then each draw of the
     schedule is made for all lanes, normals lane by lane and uniforms with the
-    vectorised :func:`engine.rng.uniforms_lanes`, the kernel's own calls.
+    vectorised :func:`engine.rng.uniforms_lanes`, as the kernel draws its
+    Poisson and curtailment uniforms (its few other uniforms, squeeze spells,
+    successor launches, GPU regimes, go lane by lane: the floor is the cheaper).
 
     Parameters
     ----------
@@ -271,8 +273,9 @@ def draw_like_markets(
         rng = np.zeros((4, n_streams * LANES), dtype=np.uint64)
         total = np.zeros(LANES)
         uniform = np.zeros(LANES)
-        for i0 in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK), LANES):
-            n_active = min(LANES, n_paths - i0)
+        last = min(n_paths, (block + 1) * _BLOCK)
+        for i0 in range(block * _BLOCK, last, LANES):
+            n_active = min(LANES, last - i0)
             for lane in range(n_active):
                 path = path0 + np.uint64(i0 + lane)
                 total[lane] = 0.0

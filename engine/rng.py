@@ -13,8 +13,9 @@ Normals come from Doornik's (2005) 128-layer ziggurat (ZIGNOR) fed with one
 layer. The tail beyond r = 3.4426 uses Marsaglia's (1964) exact method.
 
 The kernels here take the generator states as a ``uint64[4, n]`` array that
-the caller owns (one row per stream of a path) and the row to use, so that no
-allocation and no array view is made in a hot loop. The ziggurat tables are
+the caller owns (word-major: column k holds one stream's state, so the same word
+of neighbouring streams is contiguous for vector code) and the column to use, so
+that no allocation and no array view is made in a hot loop. The ziggurat tables are
 mathematical constants computed once at import; numba freezes them into the
 compiled code.
 """
@@ -111,7 +112,7 @@ def seed_stream(
     states : numpy.ndarray
         ``uint64[4, n]`` generator states (column ``k``: one stream of a path).
     k : int
-        Row written in place.
+        Column (stream) written in place.
     seed, path, stream : numpy.uint64
         The run seed, the global path id and the stream id.
     """
@@ -134,7 +135,7 @@ def next_u64(states: np.ndarray, k: int) -> np.uint64:
     states : numpy.ndarray
         ``uint64[4, n]`` generator states.
     k : int
-        Row of the stream drawn from (advanced in place).
+        Column of the stream drawn from (advanced in place).
 
     Returns
     -------
@@ -169,7 +170,7 @@ def next_uniform(states: np.ndarray, k: int) -> float:
     states : numpy.ndarray
         ``uint64[4, n]`` generator states.
     k : int
-        Row of the stream drawn from (advanced in place).
+        Column of the stream drawn from (advanced in place).
 
     Returns
     -------
@@ -201,7 +202,7 @@ def next_normal(states: np.ndarray, k: int) -> float:
     states : numpy.ndarray
         ``uint64[4, n]`` generator states.
     k : int
-        Row of the stream drawn from (advanced in place).
+        Column of the stream drawn from (advanced in place).
 
     Returns
     -------
@@ -277,7 +278,7 @@ def uniforms_lanes(states: np.ndarray, row0: int, out: np.ndarray) -> None:
     states : numpy.ndarray
         ``uint64[4, n]`` generator states.
     row0 : int
-        Row of the first lane's stream.
+        Column of the first lane's stream.
     out : numpy.ndarray
         ``float64[lanes]`` written with the uniforms on (0, 1).
     """

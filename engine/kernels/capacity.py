@@ -91,7 +91,7 @@ def _latest_item(
 ) -> float:
     """Max of ``longest`` and the finish times (months) of items ``first .. last - 1``.
 
-    Each item draws its own normal from row 0 of ``state`` (in item order), mixes
+    Each item draws its own normal from column 0 of ``state`` (in item order), mixes
     it with its kind's operator and campus factors, is scaled by the overrun and,
     for equipment, stretched by the path's copper squeeze months.
     """

@@ -1,6 +1,6 @@
 """Building blocks of the market factors: inline numba functions on one path.
 
-Each function advances a generator state passed in (row ``k`` of the path's
+Each function advances a generator state passed in (column ``k`` of the path's
 stream states, see engine/rng.py) and returns a draw or a new factor value. They are shared
 by the market kernel and, for the copper squeeze regime, by the capacity
 kernel, which replays the same stream to stretch equipment lead times.
@@ -134,9 +134,9 @@ def stretched_duration(
     work : float
         Lead time in months if no squeeze occurs.
     rng : numpy.ndarray
-        ``uint64[4, n]`` generator states; row ``row`` is overwritten (scratch).
+        ``uint64[4, n]`` generator states; column ``row`` is overwritten (scratch).
     row : int
-        Row of ``rng`` to use.
+        Column of ``rng`` to use.
     seed, path, stream : numpy.uint64
         Run seed, global path id and the squeeze regime's stream id.
     initial : int
@@ -222,9 +222,9 @@ def replayed_stretch(
     work : float
         Lead time in months if no squeeze occurs.
     rng : numpy.ndarray
-        ``uint64[4, n]`` generator states; row ``row`` holds the replayed stream.
+        ``uint64[4, n]`` generator states; column ``row`` holds the replayed stream.
     row : int
-        Row of ``rng`` to use.
+        Column of ``rng`` to use.
     seed, path, stream : numpy.uint64
         Run seed, global path id and the squeeze regime's stream id.
     squeeze : numpy.ndarray

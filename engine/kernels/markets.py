@@ -166,7 +166,7 @@ def market_statistics(
     n_regions, n_gens = region.shape[0], gpu.shape[0]
     n_factors = copula_factor.shape[0]
     n_streams = streams.shape[0]
-    shock0 = 4 + n_regions + n_gens  # stream row of the first factor's shock
+    shock0 = 4 + n_regions + n_gens  # stream of the first factor's shock
     n_scopes, width = curtailed_w.shape
     demand_on, elec_on, copper_on, gpu_on, student = (
         switches[0],
@@ -215,7 +215,7 @@ def market_statistics(
     b_site_sums = np.zeros((n_blocks, site_sums.shape[0], site_sums.shape[1]), dtype=np.int64)
     per_block = (n_paths + n_blocks - 1) // n_blocks
     for b in prange(n_blocks):
-        # generator states: row stream x LANES + lane
+        # generator states: column stream x LANES + lane
         rng = np.zeros((4, n_streams * LANES), dtype=np.uint64)
         eps = np.zeros((n_factors, LANES))
         z = np.zeros((n_factors, LANES))
