@@ -14,6 +14,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from engine.customer_config import CustomersConfig
 from engine.errors import InputError
 from engine.market_config import MarketsConfig
 
@@ -259,7 +260,7 @@ class Settings:
     ----------
     scenario : str
         Name of a book in ``scenarios/`` (without ``.yaml``) or a path to a YAML file.
-    run, paths, capacity, output, markets
+    run, paths, capacity, output, markets, customers
         The config groups.
     """
 
@@ -269,6 +270,7 @@ class Settings:
     capacity: CapacityConfig = field(default_factory=CapacityConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     markets: MarketsConfig = field(default_factory=MarketsConfig)
+    customers: CustomersConfig = field(default_factory=CustomersConfig)
 
     def __post_init__(self) -> None:
         _check(
@@ -289,3 +291,4 @@ def register_schemas() -> None:
     cs.store(group="capacity", name="capacity_schema", node=CapacityConfig)
     cs.store(group="output", name="output_schema", node=OutputConfig)
     cs.store(group="markets", name="markets_schema", node=MarketsConfig)
+    cs.store(group="customers", name="customers_schema", node=CustomersConfig)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from engine.errors import InputError
 from engine.reader import Reader, load_yaml
 from engine.resources import scenario_path
+from engine.scenario_customers import Contract, Customer, parse_contract, parse_customer
 from engine.scenario_markets import Electricity, GpuMarket, parse_electricity, parse_gpu_market
 
 __all__ = [
@@ -211,6 +212,8 @@ class Book:
         File the book was read from.
     regions, gpu_generations, operators, sites : tuple
         Entities in file order.
+    customers, contracts : tuple
+        The demand side (empty when the book has none), in file order.
     """
 
     name: str
@@ -220,6 +223,8 @@ class Book:
     gpu_generations: tuple[GpuGeneration, ...]
     operators: tuple[Operator, ...]
     sites: tuple[Site, ...]
+    customers: tuple[Customer, ...] = ()
+    contracts: tuple[Contract, ...] = ()
 
 
 def _duration(r: Reader) -> Duration:
@@ -399,6 +404,7 @@ def parse_book(data: Any, source: str) -> Book:
             )
         )
         r.finish()
+    customers, contracts = _demand(top, source, {s.id: s for s in sites})
     top.finish()
     return Book(
         name,
@@ -408,7 +414,42 @@ def parse_book(data: Any, source: str) -> Book:
         tuple(generations.values()),
         tuple(operators.values()),
         tuple(sites),
+        customers,
+        contracts,
     )
+
+
+def _demand(
+    top: Reader, source: str, sites: dict[str, Site]
+) -> tuple[tuple[Customer, ...], tuple[Contract, ...]]:
+    """Read the customers and contracts; a site's GPUs are sold at most once in total."""
+    customers: dict[str, Customer] = {}
+    seen: set[str] = set()
+    for key, raw in top.sequence("customers"):
+        r = Reader(raw, source, key)
+        customer = parse_customer(r)
+        _unique("customer", key, source, customer.id, seen)
+        customers[customer.id] = customer
+        r.finish()
+    contracts: list[Contract] = []
+    sold = {name: 0.0 for name in sites}
+    seen = set()
+    for key, raw in top.sequence("contracts"):
+        r = Reader(raw, source, key)
+        contract = parse_contract(r, customers, sites)
+        _unique("contract", key, source, contract.id, seen)
+        for name in contract.sites:
+            sold[name] += contract.share
+            if sold[name] > 1.0 + 1e-9:
+                raise r.error(
+                    "share",
+                    contract.share,
+                    f"at most {1.0 - (sold[name] - contract.share):g}: the contracts "
+                    f"would sell more than all GPUs of site {name}",
+                )
+        contracts.append(contract)
+        r.finish()
+    return tuple(customers.values()), tuple(contracts)
 
 
 def load_book(scenario: str) -> Book:
