@@ -164,6 +164,7 @@ class MarketStats:
         path0: int,
         n_blocks: int,
         trace: np.ndarray | None = None,
+        factor_paths: np.ndarray | None = None,
     ) -> None:
         """Simulate the markets of one chunk's paths and add their statistics.
 
@@ -178,6 +179,9 @@ class MarketStats:
         trace : numpy.ndarray, optional
             ``float64[n, K, T + 1]`` filled with the paths' factor channels
             (:func:`engine.market_arrays.trace_channels`).
+        factor_paths : numpy.ndarray, optional
+            ``float64[n, 1 + G, T + 1]`` filled with the paths' AI-demand factor
+            and rents by month (months 1..T), for the demand side.
         """
         a = self.arrays
         fields = [
@@ -210,6 +214,7 @@ class MarketStats:
             self.site_hist,
             self.site_sums,
             trace if trace is not None else np.zeros((0, 0, 0)),
+            factor_paths if factor_paths is not None else np.zeros((0, 0, 0)),
         )
 
     def market_by_month(self, book: Book) -> pl.DataFrame:

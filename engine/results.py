@@ -58,6 +58,27 @@ TABLE_UNITS: dict[str, dict[str, str]] = {
         "*_mean_se": "standard error of the mean, same unit (from the histogram)",
     },
 }
+TABLE_UNITS |= {
+    "contracts": {
+        "gpus": "GPUs taken (share x the sites' GPUs)",
+        "contracted_value_usd": "$ over the term at full delivery",
+        "p_*": "probability within the horizon (with *_se its standard error)",
+        "revenue_*_usd": "$ realised over the horizon (quantiles within one bin width)",
+        "lost_*_mean_usd": "$ of revenue lost by cause, mean over paths",
+    },
+    "revenue_by_month": {
+        "month": "month (1 = first simulated month)",
+        "revenue_*_usd": "$ in the month (with_relet: plus freed capacity re-let)",
+    },
+    "concentration": {
+        "hhi_*": "Herfindahl index of customers' shares of remaining contracted value",
+        "effective_customers_*": "1 / HHI",
+        "top1_share_*": "largest customer's share of remaining contracted value",
+        "p_backlog": "share of paths with contracted value remaining",
+    },
+    "customer_risk": {"revenue_at_risk_usd": "$ expected revenue from the customer"},
+    "revenue_risk": {"p_lose_more_than_*pct": "probability realised < (1 - x) x planned"},
+}
 TABLE_UNITS["capacity_by_month"] |= {
     "mw_curtailed_mean": "MW of IT load taken offline by curtailment events, mean",
     "mw_available_mean": "MW online minus MW curtailed, mean",

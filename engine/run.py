@@ -8,14 +8,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from engine import __version__
 from engine.config import Settings
+from engine.demand_stats import DemandStats
 from engine.market_stats import MarketStats
 from engine.resources import scenario_path
 from engine.results import command_line, git_commit, package_versions, write_run
@@ -48,6 +51,10 @@ class RunOutput:
     book: Book
 
 
+#: Paths whose factor paths are kept at once for the demand side (memory bound).
+DEMAND_SUBCHUNK = 16_384
+
+
 def compute_tables(
     book: Book, settings: Settings, threads: int | None = None, chunk_sizes: list[int] | None = None
 ) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
@@ -73,8 +80,10 @@ def compute_tables(
     markets = MarketStats.create(
         book, settings, build_scopes(book, settings.output.max_histogram_bins)
     )
+    demand = DemandStats.create(book, settings) if book.contracts else None
+    hook = markets.add if demand is None else _markets_and_demand(markets, demand)
     stats, scopes = simulate_capacity(
-        book, settings, threads=threads, chunk_sizes=chunk_sizes, chunk_hooks=[markets.add]
+        book, settings, threads=threads, chunk_sizes=chunk_sizes, chunk_hooks=[hook]
     )
     simulated = time.perf_counter()
     availability = settings.capacity.gpu_availability
@@ -95,6 +104,12 @@ def compute_tables(
         "market_by_month": markets.market_by_month(book),
         "site_costs": markets.site_costs(book),
     }
+    if demand is not None:
+        tables["contracts"] = demand.contracts(book)
+        tables["revenue_by_month"] = demand.revenue_by_month(book)
+        tables["concentration"] = demand.concentration(book)
+        tables["customer_risk"] = demand.customer_risk(book)
+        tables["revenue_risk"] = demand.revenue_risk(book)
     if stats.kept_months is not None:
         tables["paths_energization"] = _paths_table(stats.kept_months, book)
     done = time.perf_counter()
@@ -109,6 +124,27 @@ def compute_tables(
         "timings_s": {"simulate": simulated - started, "tables": done - simulated},
     }
     return tables, facts
+
+
+def _markets_and_demand(
+    markets: MarketStats, demand: DemandStats
+) -> Callable[[np.ndarray, int, int], None]:
+    """Chunk hook: markets, then the demand side on their factor paths, by sub-chunks.
+
+    The demand side needs each path's AI-demand factor and rents by month; they
+    are kept for ``DEMAND_SUBCHUNK`` paths at a time (float64, about 4 kB per path
+    and generation), which bounds memory; the statistics do not depend on it.
+    """
+    n_gens = markets.arrays.gpu.shape[0]
+
+    def hook(energization: np.ndarray, path0: int, n_blocks: int) -> None:
+        for off in range(0, energization.shape[0], DEMAND_SUBCHUNK):
+            part = energization[off : off + DEMAND_SUBCHUNK]
+            paths = np.zeros((part.shape[0], 1 + n_gens, markets.horizon + 1))
+            markets.add(part, path0 + off, n_blocks, factor_paths=paths)
+            demand.add(part, paths, path0 + off, n_blocks)
+
+    return hook
 
 
 def _paths_table(months: Any, book: Book) -> pl.DataFrame:

@@ -438,6 +438,16 @@ def _demand(
         r = Reader(raw, source, key)
         contract = parse_contract(r, customers, sites)
         _unique("contract", key, source, contract.id, seen)
+        first = sites[contract.sites[0]]
+        for name in contract.sites[1:]:
+            other = sites[name]
+            if (other.operator, other.gpu_generation) != (first.operator, first.gpu_generation):
+                raise r.error(
+                    "sites",
+                    name,
+                    f"sites of one operator and GPU generation ({first.operator}, "
+                    f"{first.gpu_generation}, as {first.id})",
+                )
         for name in contract.sites:
             sold[name] += contract.share
             if sold[name] > 1.0 + 1e-9:

@@ -25,8 +25,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+from engine.kernels.aggregate import _month
 from engine.kernels.factors import chi_square
 from engine.market_arrays import HOURS_PER_MONTH
 from engine.rng import next_normal, next_uniform, seed_stream
@@ -37,6 +38,7 @@ __all__ = [
     "N_CONTRACT_SUMS",
     "N_CUSTOMER_FIELDS",
     "contract_path",
+    "contract_statistics",
 ]
 
 # customer fields
@@ -126,9 +128,12 @@ def contract_path(
         ``float64[T + 1]`` AI-demand factor and ``float64[G, T + 1]`` rent of
         each generation ($/GPU-hr) on the path.
     rng, scratch : numpy.ndarray
-        ``uint64[4, K + C + 1]`` generator states; ``float64[C + K + O, T + 2]`` scratch.
+        ``uint64[4, K + C + 1]`` generator states; ``float64[2 C + K, T + 1]`` scratch.
     customers, contracts, phase_start, phase_index, phase_gpus, dsc, streams, caps
-        Lowered demand side (:mod:`engine.demand_arrays`).
+        Lowered demand side (:mod:`engine.demand_arrays`). ``caps``: each
+        contract's largest revenue over the horizon, each scope's (total, then
+        operators) largest monthly revenue, each scope's planned revenue over
+        the horizon (the histogram ranges and the base of the lost share), in $.
     ct_sums, ct_hist, rev_sums, rev_hist, conc_sums, conc_hist, cust_sums, lost_hist
         Block partial statistics (:class:`engine.demand_stats.DemandStats`).
     """
@@ -165,7 +170,7 @@ def contract_path(
     # 2.-3. contracts: revenue by month (scratch rows: contract revenue, then re-let)
     revenue = scratch[:n_ctr]
     relet = scratch[n_ctr : 2 * n_ctr]
-    backlog_left = scratch[2 * n_ctr : 3 * n_ctr]  # months of service left by month
+    backlog = scratch[2 * n_ctr : 2 * n_ctr + n_cust]  # backlog by customer (column 0)
     revenue[:, :] = 0.0
     relet[:, :] = 0.0
     end_month = np.zeros(n_ctr, dtype=np.int64)
@@ -246,8 +251,8 @@ def contract_path(
             elif t >= tau:
                 would_after_default += value
         # re-let what is freed: after termination, default or the end of service
-        freed_from = min(stop, end + 1) if not terminated else decision
-        if enabled or not terminated:
+        freed_from = decision if terminated else stop
+        if contracts.shape[0] > 0:
             for t in range(max(freed_from, 1), horizon + 1):
                 gpus = 0.0
                 for j in range(phase_start[c], phase_start[c + 1]):
@@ -271,7 +276,9 @@ def contract_path(
         elif not renewed and term_end < horizon and tau > term_end:
             # renewal months the customer did not take (before re-letting)
             lost = 0.0
-            for t in range(term_end + 1, min(term_end + int(contracts[c, C_RENEW_TERM]), horizon) + 1):
+            for t in range(
+                term_end + 1, min(term_end + int(contracts[c, C_RENEW_TERM]), horizon) + 1
+            ):
                 gpus = 0.0
                 for j in range(phase_start[c], phase_start[c + 1]):
                     if months[phase_index[j]] <= t:
@@ -290,8 +297,24 @@ def contract_path(
         x = total / caps[c] * n_bins if caps[c] > 0.0 else 0.0
         ct_hist[b, c, min(max(int(x), 0), n_bins - 1)] += 1
         cust_sums[b, k] += np.int64(total + 0.5)
-    _by_operator(b, contracts, revenue, relet, first_month, end_month, stop_month, full_rate,
-                 caps, backlog_left, n_ops, rev_sums, rev_hist, conc_sums, conc_hist, lost_hist)
+    _by_operator(
+        b,
+        contracts,
+        revenue,
+        relet,
+        first_month,
+        end_month,
+        stop_month,
+        full_rate,
+        caps,
+        backlog,
+        n_ops,
+        rev_sums,
+        rev_hist,
+        conc_sums,
+        conc_hist,
+        lost_hist,
+    )
 
 
 @njit(cache=True, inline="always")
@@ -314,12 +337,10 @@ def _by_operator(
     lost_hist: np.ndarray,
 ) -> None:
     """Revenue by month per scope (total, operators), concentration of backlog, lost share."""
-    horizon = revenue.shape[1] - 2
+    horizon = revenue.shape[1] - 1
     n_ctr = contracts.shape[0]
     n_bins = rev_hist.shape[4]
     n_cbins = conc_hist.shape[4]
-    n_cust = int(caps.shape[0] - n_ctr - 2 * (n_ops + 1))  # caps: contracts, scopes x 2, customers
-    del n_cust
     for s in range(n_ops + 1):
         realised = 0.0
         for t in range(1, horizon + 1):
@@ -369,3 +390,105 @@ def _by_operator(
             conc_sums[b, o, 3, t] += 1
             conc_hist[b, o, 0, t, min(int(hhi * n_cbins), n_cbins - 1)] += 1
             conc_hist[b, o, 1, t, min(int(top1 * n_cbins), n_cbins - 1)] += 1
+
+
+@njit(cache=True, parallel=True)
+def contract_statistics(
+    seed: np.uint64,
+    path0: np.uint64,
+    energization: np.ndarray,
+    factor_paths: np.ndarray,
+    planned: np.ndarray,
+    customers: np.ndarray,
+    contracts: np.ndarray,
+    phase_start: np.ndarray,
+    phase_index: np.ndarray,
+    phase_gpus: np.ndarray,
+    dsc: np.ndarray,
+    streams: np.ndarray,
+    caps: np.ndarray,
+    n_blocks: int,
+    ct_sums: np.ndarray,
+    ct_hist: np.ndarray,
+    rev_sums: np.ndarray,
+    rev_hist: np.ndarray,
+    conc_sums: np.ndarray,
+    conc_hist: np.ndarray,
+    cust_sums: np.ndarray,
+    lost_hist: np.ndarray,
+) -> None:
+    """Add the demand-side statistics of paths ``path0 .. path0 + n - 1``.
+
+    Parameters
+    ----------
+    seed, path0 : numpy.uint64
+        Run seed and global id of the first path.
+    energization : numpy.ndarray
+        ``float64[n, P]`` energization times (months) of the paths.
+    factor_paths : numpy.ndarray
+        ``float64[n, 1 + G, T + 1]`` the paths' AI-demand factor and each
+        generation's rent ($/GPU-hr) by month, from the market kernel.
+    planned : numpy.ndarray
+        ``int64[P]`` planned energization month of each phase.
+    customers ... caps
+        Lowered demand side (:class:`engine.demand_arrays.DemandArrays`).
+    n_blocks : int
+        Independent partial results (any value: the same statistics).
+    ct_sums ... lost_hist
+        Statistics (:class:`engine.demand_stats.DemandStats`), accumulated.
+    """
+    n_paths, n_phases = energization.shape
+    horizon = factor_paths.shape[2] - 1
+    n_cust, n_ctr = customers.shape[0], contracts.shape[0]
+    b_ct_sums = np.zeros((n_blocks,) + ct_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_ct_hist = np.zeros((n_blocks,) + ct_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_rev_sums = np.zeros((n_blocks,) + rev_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_rev_hist = np.zeros((n_blocks,) + rev_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_conc_sums = np.zeros((n_blocks,) + conc_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_conc_hist = np.zeros((n_blocks,) + conc_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_cust_sums = np.zeros((n_blocks,) + cust_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_lost_hist = np.zeros((n_blocks,) + lost_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    per_block = (n_paths + n_blocks - 1) // n_blocks
+    for b in prange(n_blocks):
+        rng = np.zeros((4, streams.shape[0]), dtype=np.uint64)
+        scratch = np.zeros((2 * n_ctr + n_cust, horizon + 1))
+        months = np.empty(n_phases, dtype=np.int64)
+        for i in range(b * per_block, min(n_paths, (b + 1) * per_block)):
+            for p in range(n_phases):
+                months[p] = _month(energization[i, p], horizon)
+            contract_path(
+                b,
+                seed,
+                path0 + np.uint64(i),
+                months,
+                planned,
+                factor_paths[i, 0],
+                factor_paths[i, 1:],
+                rng,
+                scratch,
+                customers,
+                contracts,
+                phase_start,
+                phase_index,
+                phase_gpus,
+                dsc,
+                streams,
+                caps,
+                b_ct_sums,
+                b_ct_hist,
+                b_rev_sums,
+                b_rev_hist,
+                b_conc_sums,
+                b_conc_hist,
+                b_cust_sums,
+                b_lost_hist,
+            )
+    for b in range(n_blocks):
+        ct_sums += b_ct_sums[b]
+        ct_hist += b_ct_hist[b]
+        rev_sums += b_rev_sums[b]
+        rev_hist += b_rev_hist[b]
+        conc_sums += b_conc_sums[b]
+        conc_hist += b_conc_hist[b]
+        cust_sums += b_cust_sums[b]
+        lost_hist += b_lost_hist[b]

@@ -117,6 +117,7 @@ def market_statistics(
     site_hist: np.ndarray,
     site_sums: np.ndarray,
     trace: np.ndarray,
+    factor_paths: np.ndarray,
 ) -> None:
     """Simulate the markets of paths ``path0 .. path0 + n - 1`` and add their statistics.
 
@@ -158,6 +159,10 @@ def market_statistics(
     trace : numpy.ndarray
         ``float64[n, K, T + 1]`` written with per-path factor paths (channels of
         :func:`engine.market_arrays.trace_channels`), or ``float64[0, 0, 0]``.
+    factor_paths : numpy.ndarray
+        ``float64[n, 1 + G, T + 1]`` written with each path's AI-demand factor
+        and each generation's rent ($/GPU-hr) by month (for the demand side),
+        or ``float64[0, 0, 0]``.
     """
     n_paths = energization.shape[0]
     n_phases = energization.shape[1]
@@ -201,6 +206,7 @@ def market_statistics(
     ) = month_constants(region, season, ppa_price, gpu, fire_sale_keep, first_moy, horizon)
     unhedged = 1.0 - region[:, R_PPA_SHARE]
     tracing = trace.shape[0] > 0
+    keeping = factor_paths.shape[0] > 0
     spike_p0 = np.exp(-region[:, R_SPIKE_MEAN])
     copper_p0 = math.exp(-scalars[S_CU_JUMP_MEAN])
     # int32 partial counts (a chunk holds < 2**31 paths): the histogram stays in L2
@@ -300,6 +306,9 @@ def market_statistics(
                 # -- AI demand
                 for lane in range(LANES):
                     demand[lane] = phi * demand[lane] + demand_b * z[0, lane]
+                if keeping:
+                    for lane in range(n_active):
+                        factor_paths[i0 + lane, 0, t] = demand[lane]
                 # -- electricity
                 new_year = t > 1 and (t - 1) % 12 == 0
                 for r in range(n_regions):
@@ -432,6 +441,9 @@ def market_statistics(
                         for lane in range(LANES):
                             log_v[lane] += regime_offset[gpu_regime[lane]]
                     exp_lanes(log_v, value, bits, pow2)
+                    if keeping:
+                        for lane in range(n_active):
+                            factor_paths[i0 + lane, 1 + g, t] = value[lane]
                     row = report[2 * n_regions + 1 + 2 * g]
                     record_lanes(
                         b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch

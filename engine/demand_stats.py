@@ -1,0 +1,320 @@
+"""Demand-side statistics of a run, accumulated chunk by chunk, and their tables.
+
+Tables: ``contracts`` (one row per contract), ``revenue_by_month`` (per scope,
+month, with and without re-letting), ``concentration`` (per operator and
+month: HHI, effective number of customers and top-1 share of backlog),
+``customer_risk`` (per customer: revenue at risk from its loss) and
+``revenue_risk`` (per scope: probability of losing more than a share of the
+planned revenue).
+
+Quantiles come from histograms with linear bins over [0, cap] (``caps`` of
+:class:`engine.demand_arrays.DemandArrays`; over [0, 1] for shares),
+interpolated linearly inside the bin: within one bin width of the sample
+quantile (``bin_width`` columns). Means are exact sums (whole dollars, or
+shares in units of 1e-6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from engine.config import Settings
+from engine.demand_arrays import DemandArrays, lower_demand, monthly_rate
+from engine.kernels.contracts import (
+    N_CONTRACT_SUMS,
+    S_DEFAULTED,
+    S_LATE,
+    S_LOST_DEFAULT,
+    S_LOST_LATE,
+    S_LOST_NONRENEWAL,
+    S_LOST_TERMINATION,
+    S_RECOVERY,
+    S_REFUND,
+    S_RELET,
+    S_RENEWED,
+    S_REVENUE,
+    S_REVENUE_SQ,
+    S_TERMINATED,
+    contract_statistics,
+)
+from engine.scenario import Book
+
+__all__ = ["DemandStats", "quantiles_from_linear_histogram"]
+
+QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
+CONTRACT_BINS = 1024
+REVENUE_BINS = 512
+SHARE_BINS = 1000
+LOST_SHARES = (0.25, 0.5, 0.75)
+
+
+def quantiles_from_linear_histogram(counts: np.ndarray, top: np.ndarray, q: float) -> np.ndarray:
+    """Quantile q of values binned linearly on [0, top], interpolated inside the bin.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``int64[..., B]`` values per bin.
+    top : numpy.ndarray
+        Upper end of the range (broadcast against ``counts[..., 0]``).
+    q : float
+        Probability in (0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        The quantiles (nan where there are no values).
+    """
+    n_bins = counts.shape[-1]
+    cum = np.cumsum(counts, axis=-1)
+    n = cum[..., -1]
+    target = q * n
+    k = np.minimum((cum < target[..., None]).sum(axis=-1), n_bins - 1)
+    below = np.where(k > 0, np.take_along_axis(cum, np.maximum(k - 1, 0)[..., None], -1)[..., 0], 0)
+    inside = np.take_along_axis(counts, k[..., None], -1)[..., 0]
+    frac = np.where(inside > 0, (target - below) / np.maximum(inside, 1), 0.0)
+    width = np.asarray(top, dtype=float) / n_bins
+    return np.where(n > 0, (k + np.clip(frac, 0.0, 1.0)) * width, np.nan)
+
+
+def _binomial_se(count: np.ndarray, n: int) -> np.ndarray:
+    p = count / n
+    return np.sqrt(p * (1.0 - p) / n)
+
+
+@dataclass
+class DemandStats:
+    """Integer statistics of the demand side (merged by addition, any chunking)."""
+
+    arrays: DemandArrays
+    n_paths: int
+    horizon: int
+    seed: int
+    ct_sums: np.ndarray
+    ct_hist: np.ndarray
+    rev_sums: np.ndarray
+    rev_hist: np.ndarray
+    conc_sums: np.ndarray
+    conc_hist: np.ndarray
+    cust_sums: np.ndarray
+    lost_hist: np.ndarray
+
+    @classmethod
+    def create(cls, book: Book, settings: Settings) -> DemandStats:
+        """Lower the customers and contracts of a book and allocate empty statistics."""
+        horizon = settings.run.horizon_months
+        n_ctr, n_cust, n_ops = len(book.contracts), len(book.customers), len(book.operators)
+        width = horizon + 1
+        return cls(
+            arrays=lower_demand(book, settings),
+            n_paths=settings.run.n_paths,
+            horizon=horizon,
+            seed=settings.run.seed,
+            ct_sums=np.zeros((n_ctr, N_CONTRACT_SUMS), dtype=np.int64),
+            ct_hist=np.zeros((n_ctr, CONTRACT_BINS), dtype=np.int64),
+            rev_sums=np.zeros((n_ops + 1, 2, width), dtype=np.int64),
+            rev_hist=np.zeros((n_ops + 1, 2, width, REVENUE_BINS), dtype=np.int64),
+            conc_sums=np.zeros((n_ops, 4, width), dtype=np.int64),
+            conc_hist=np.zeros((n_ops, 2, width, SHARE_BINS), dtype=np.int64),
+            cust_sums=np.zeros(n_cust, dtype=np.int64),
+            lost_hist=np.zeros((n_ops + 1, SHARE_BINS), dtype=np.int64),
+        )
+
+    def add(
+        self, energization: np.ndarray, factor_paths: np.ndarray, path0: int, n_blocks: int
+    ) -> None:
+        """Simulate the demand side of paths ``path0 ..`` and add their statistics.
+
+        Parameters
+        ----------
+        energization : numpy.ndarray
+            ``float64[n, P]`` the paths' energization times (months).
+        factor_paths : numpy.ndarray
+            ``float64[n, 1 + G, T + 1]`` their AI-demand factor and rents.
+        path0 : int
+            Global id of the first path.
+        n_blocks : int
+            Parallel partial results (any value gives the same statistics).
+        """
+        a = self.arrays
+        fields = [getattr(a, f.name) for f in dataclasses.fields(a)]
+        contract_statistics(
+            np.uint64(self.seed),
+            np.uint64(path0),
+            energization,
+            factor_paths,
+            *fields,
+            n_blocks,
+            self.ct_sums,
+            self.ct_hist,
+            self.rev_sums,
+            self.rev_hist,
+            self.conc_sums,
+            self.conc_hist,
+            self.cust_sums,
+            self.lost_hist,
+        )
+
+    def contracts(self, book: Book) -> pl.DataFrame:
+        """One row per contract (book order): delivery, termination, default, revenue."""
+        n, s = self.n_paths, self.ct_sums
+        caps = self.arrays.caps[: len(book.contracts)]
+        sites = {x.id: x for x in book.sites}
+        gpus = [
+            sum(ct.share * p.gpus for x in ct.sites for p in sites[x].phases)
+            for ct in book.contracts
+        ]
+        value = [
+            g
+            * monthly_rate(ct.price_usd_per_gpu_hour, ct.take_or_pay_share, ct.utilisation)
+            * ct.term_months
+            for g, ct in zip(gpus, book.contracts, strict=True)
+        ]
+        mean = s[:, S_REVENUE] / n
+        var = np.maximum(s[:, S_REVENUE_SQ] * 1e12 / n - mean**2, 0.0)
+        data: dict[str, object] = {
+            "contract": [c.id for c in book.contracts],
+            "customer": [c.customer for c in book.contracts],
+            "operator": [sites[c.sites[0]].operator for c in book.contracts],
+            "sites": [",".join(c.sites) for c in book.contracts],
+            "gpus": np.array(gpus, dtype=np.float64),
+            "price_usd_per_gpu_hour": [c.price_usd_per_gpu_hour for c in book.contracts],
+            "contracted_value_usd": np.array(value, dtype=np.float64),
+        }
+        for name, col in (
+            ("p_late_beyond_grace", S_LATE),
+            ("p_terminated", S_TERMINATED),
+            ("p_customer_default", S_DEFAULTED),
+            ("p_renewed", S_RENEWED),
+        ):
+            data[name] = s[:, col] / n
+            data[f"{name}_se"] = _binomial_se(s[:, col], n)
+        data["revenue_mean_usd"] = mean
+        data["revenue_mean_se_usd"] = np.sqrt(var / n)
+        for label in ("p5", "p50", "p95"):
+            data[f"revenue_{label}_usd"] = quantiles_from_linear_histogram(
+                self.ct_hist, caps, QUANTILES[label]
+            )
+        data["revenue_bin_width_usd"] = caps / CONTRACT_BINS
+        for name, col in (
+            ("lost_late_delivery_mean_usd", S_LOST_LATE),
+            ("lost_termination_mean_usd", S_LOST_TERMINATION),
+            ("lost_default_mean_usd", S_LOST_DEFAULT),
+            ("lost_nonrenewal_mean_usd", S_LOST_NONRENEWAL),
+            ("default_recovery_mean_usd", S_RECOVERY),
+            ("prepayment_refund_mean_usd", S_REFUND),
+            ("relet_revenue_mean_usd", S_RELET),
+        ):
+            data[name] = s[:, col] / n
+        return pl.DataFrame(data).with_columns(pl.selectors.numeric().cast(pl.Float64))
+
+    def _scopes(self, book: Book) -> list[tuple[str, str]]:
+        return [("total", "all")] + [("operator", o.id) for o in book.operators]
+
+    def revenue_by_month(self, book: Book) -> pl.DataFrame:
+        """Revenue per scope and month, without and with re-letting (mean, quantiles)."""
+        n, months = self.n_paths, np.arange(1, self.horizon + 1)
+        n_ctr = len(book.contracts)
+        frames = []
+        for s, (kind, name) in enumerate(self._scopes(book)):
+            cap = self.arrays.caps[n_ctr + s]
+            for v, relet in enumerate((False, True)):
+                data: dict[str, object] = {
+                    "scope_type": kind,
+                    "scope": name,
+                    "with_relet": relet,
+                    "month": months,
+                    "revenue_mean_usd": self.rev_sums[s, v, 1:] / n,
+                }
+                for label, q in QUANTILES.items():
+                    data[f"revenue_{label}_usd"] = quantiles_from_linear_histogram(
+                        self.rev_hist[s, v, 1:], np.full(len(months), cap), q
+                    )
+                data["bin_width_usd"] = cap / REVENUE_BINS
+                frames.append(pl.DataFrame(data))
+        return pl.concat(frames).with_columns(
+            pl.col("month").cast(pl.Int32), pl.selectors.float().cast(pl.Float64)
+        )
+
+    def concentration(self, book: Book) -> pl.DataFrame:
+        """Per operator and month: HHI, effective customers, top-1 share of backlog."""
+        months = np.arange(1, self.horizon + 1)
+        frames = []
+        for o, op in enumerate(book.operators):
+            m = self.conc_sums[o, 3, 1:]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                hhi = self.conc_sums[o, 0, 1:] * 1e-6 / m
+                top1 = self.conc_sums[o, 1, 1:] * 1e-6 / m
+                eff = self.conc_sums[o, 2, 1:] * 1e-6 / m
+            data: dict[str, object] = {
+                "operator": op.id,
+                "month": months,
+                "p_backlog": m / self.n_paths,
+                "hhi_mean": hhi,
+                "effective_customers_mean": eff,
+                "top1_share_mean": top1,
+            }
+            for label in ("p5", "p50", "p95"):
+                h = quantiles_from_linear_histogram(
+                    self.conc_hist[o, 0, 1:], np.ones(len(months)), QUANTILES[label]
+                )
+                data[f"hhi_{label}"] = h
+                data[f"top1_share_{label}"] = quantiles_from_linear_histogram(
+                    self.conc_hist[o, 1, 1:], np.ones(len(months)), QUANTILES[label]
+                )
+            for label, other in (("p5", "p95"), ("p50", "p50"), ("p95", "p5")):
+                with np.errstate(divide="ignore"):
+                    data[f"effective_customers_{label}"] = 1.0 / np.asarray(data[f"hhi_{other}"])
+            frames.append(pl.DataFrame(data))
+        if not frames:
+            return pl.DataFrame(schema={"operator": pl.String, "month": pl.Int32})
+        return pl.concat(frames).with_columns(
+            pl.col("month").cast(pl.Int32), pl.selectors.float().cast(pl.Float64)
+        )
+
+    def customer_risk(self, book: Book) -> pl.DataFrame:
+        """Per customer: expected revenue (what its loss would put at risk) and its share."""
+        n = self.n_paths
+        sites = {x.id: x for x in book.sites}
+        op_of = {c.customer: sites[c.sites[0]].operator for c in book.contracts}
+        by_op: dict[str, float] = {}
+        for k, c in enumerate(book.customers):
+            op = op_of.get(c.id, "")
+            by_op[op] = by_op.get(op, 0.0) + self.cust_sums[k] / n
+        rows = {
+            "customer": [c.id for c in book.customers],
+            "operator": [op_of.get(c.id, "") for c in book.customers],
+            "annual_pd": [c.annual_pd for c in book.customers],
+            "demand_loading": [c.demand_loading for c in book.customers],
+            "revenue_at_risk_usd": self.cust_sums / n,
+            "share_of_operator_revenue": [
+                (self.cust_sums[k] / n) / by_op[op_of.get(c.id, "")]
+                if by_op.get(op_of.get(c.id, ""), 0.0) > 0
+                else 0.0
+                for k, c in enumerate(book.customers)
+            ],
+        }
+        return pl.DataFrame(rows).with_columns(pl.selectors.numeric().cast(pl.Float64))
+
+    def revenue_risk(self, book: Book) -> pl.DataFrame:
+        """Per scope: planned revenue and the probability of losing more than a share of it."""
+        n, n_ctr = self.n_paths, len(book.contracts)
+        n_scopes = len(book.operators) + 1
+        planned = self.arrays.caps[n_ctr + n_scopes :]
+        data: dict[str, object] = {
+            "scope_type": [k for k, _ in self._scopes(book)],
+            "scope": [s for _, s in self._scopes(book)],
+            "planned_revenue_usd": planned,
+            "revenue_mean_usd": self.rev_sums[:, 0, 1:].sum(axis=1) / n,
+        }
+        for share in LOST_SHARES:
+            cut = round(share * SHARE_BINS)
+            count = self.lost_hist[:, cut:].sum(axis=1)
+            key = f"p_lose_more_than_{int(share * 100)}pct"
+            data[key] = count / n
+            data[f"{key}_se"] = _binomial_se(count, n)
+        return pl.DataFrame(data).with_columns(pl.selectors.float().cast(pl.Float64))
