@@ -39,6 +39,7 @@ __all__ = [
     "N_CUSTOMER_FIELDS",
     "contract_path",
     "contract_statistics",
+    "default_months",
 ]
 
 # customer fields
@@ -83,6 +84,64 @@ D_ENABLED, D_STUDENT, D_NU, D_RELET, D_PHI, D_DEMAND_ON = range(6)
 ) = range(13)
 N_CONTRACT_SUMS = 13
 NEVER_MONTH = 1 << 30
+
+
+@njit(cache=True)
+def default_months(
+    rng: np.ndarray,
+    chi_row: int,
+    demand: np.ndarray,
+    customers: np.ndarray,
+    dsc: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Write each customer's default month on one path (``NEVER_MONTH`` if none by T).
+
+    Customer k defaults in the first month t with
+    sqrt(rho) D_t + sqrt(1 - rho Var D_t) eps_t < c_k (Gaussian), the left side
+    scaled by sqrt(nu / W_t) for the Student-t option; eps_t is a normal from
+    column k of ``rng``, W_t a chi-square(nu) from column ``chi_row`` shared by the
+    path's customers. Var D_t = 1 - phi^(2t) (demand from a fixed D_0; 0 if the
+    demand factor is off), so the latent variable is N(0, 1) each month when
+    D_0 = 0 and c_k = Phi^-1(monthly PD) gives each month's PD exactly.
+
+    Parameters
+    ----------
+    rng : numpy.ndarray
+        ``uint64[4, >= K]`` generator states (seeded).
+    chi_row : int
+        Column of the chi-square stream.
+    demand : numpy.ndarray
+        ``float64[T + 1]`` the path's AI-demand factor by month.
+    customers, dsc : numpy.ndarray
+        Lowered customers and demand scalars.
+    out : numpy.ndarray
+        ``int64[K]`` written.
+    """
+    horizon = demand.shape[0] - 1
+    n_cust = customers.shape[0]
+    out[:] = NEVER_MONTH
+    alive = n_cust
+    var_d = 0.0
+    phi2 = dsc[D_PHI] * dsc[D_PHI]
+    student = dsc[D_STUDENT] > 0.5
+    for t in range(1, horizon + 1):
+        if alive == 0:
+            break
+        if dsc[D_DEMAND_ON] > 0.5:
+            var_d = phi2 * var_d + (1.0 - phi2)
+        scale = 1.0
+        if student:
+            scale = math.sqrt(dsc[D_NU] / chi_square(rng, chi_row, dsc[D_NU]))
+        for k in range(n_cust):
+            if out[k] != NEVER_MONTH:
+                continue
+            rho = customers[k, K_RHO]
+            eps = next_normal(rng, k)
+            x = customers[k, K_SQRT_RHO] * demand[t] + math.sqrt(1.0 - rho * var_d) * eps
+            if x * scale < customers[k, K_THRESHOLD]:
+                out[k] = t
+                alive -= 1
 
 
 @njit(cache=True)
@@ -140,33 +199,13 @@ def contract_path(
     horizon = demand.shape[0] - 1
     n_cust, n_ctr = customers.shape[0], contracts.shape[0]
     n_ops = conc_sums.shape[1]
-    enabled, student = dsc[D_ENABLED] > 0.5, dsc[D_STUDENT] > 0.5
+    enabled = dsc[D_ENABLED] > 0.5
     for j in range(streams.shape[0]):
         seed_stream(rng, j, seed, path, streams[j])
     # 1. customer default months
-    chi_row = n_cust + n_ctr
-    phi2 = dsc[D_PHI] * dsc[D_PHI]
     default_month = np.full(n_cust, NEVER_MONTH, dtype=np.int64)
-    if enabled and n_cust > 0:
-        alive = n_cust
-        var_d = 0.0
-        for t in range(1, horizon + 1):
-            if dsc[D_DEMAND_ON] > 0.5:
-                var_d = phi2 * var_d + (1.0 - phi2)
-            scale = 1.0
-            if student:
-                scale = math.sqrt(dsc[D_NU] / chi_square(rng, chi_row, dsc[D_NU]))
-            for k in range(n_cust):
-                if default_month[k] != NEVER_MONTH:
-                    continue
-                rho = customers[k, K_RHO]
-                eps = next_normal(rng, k)
-                x = customers[k, K_SQRT_RHO] * demand[t] + math.sqrt(1.0 - rho * var_d) * eps
-                if x * scale < customers[k, K_THRESHOLD]:
-                    default_month[k] = t
-                    alive -= 1
-            if alive == 0:
-                break
+    if enabled:
+        default_months(rng, n_cust + n_ctr, demand, customers, dsc, default_month)
     # 2.-3. contracts: revenue by month (scratch rows: contract revenue, then re-let)
     revenue = scratch[:n_ctr]
     relet = scratch[n_ctr : 2 * n_ctr]

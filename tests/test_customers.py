@@ -1,0 +1,236 @@
+"""Demand side: customer defaults against the annual PD and the Vasicek closed form,
+revenue, termination and concentration against hand computation (docs/model.md §9)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import P_MIN, assert_within, fixed, item, make_settings, site
+from numba import njit
+from scipy import integrate, stats
+
+from engine.config import Settings
+from engine.customer_config import CustomersConfig
+from engine.errors import InputError
+from engine.kernels.contracts import default_months
+from engine.market_config import DemandConfig, MarketsConfig
+from engine.rng import seed_stream
+from engine.run import compute_tables
+from engine.scenario import Book, parse_book
+
+HOURS = 8766.0 / 12.0
+
+
+def demand_book(
+    sites: list[dict[str, Any]],
+    customers: list[dict[str, Any]],
+    contracts: list[dict[str, Any]],
+) -> Book:
+    """A small book with customers and contracts (one region, GB300 at 2.5 kW)."""
+    data = {
+        "name": "demand-test",
+        "regions": [{"id": "test_region", "time_to_power": fixed(0.0)}],
+        "gpu_generations": [{"id": "gb300", "it_kw_per_gpu": 2.5, "h100_equivalents": 2.5}],
+        "operators": [{"id": "op_a"}, {"id": "op_b"}],
+        "sites": sites,
+        "customers": customers,
+        "contracts": contracts,
+    }
+    return parse_book(data, "demand-test")
+
+
+def on_time_site(ident: str, month: int, mw: float = 10.0, operator: str = "op_a") -> dict:
+    """A site energized exactly at ``month`` (a fixed construction item), as planned."""
+    return site(
+        ident,
+        operator=operator,
+        schedule=[item("build", "construction", fixed(float(month)))],
+        phases=[{"it_mw": mw, "planned_month": month}],
+    )
+
+
+def contract(ident: str, customer: str, sites: list[str], **fields: Any) -> dict[str, Any]:
+    data = {"id": ident, "customer": customer, "sites": sites, "term_months": 24}
+    data["price_usd_per_gpu_hour"] = 2.0
+    return data | fields
+
+
+def run(book: Book, settings: Settings) -> dict[str, pl.DataFrame]:
+    tables, _ = compute_tables(book, settings, threads=2)
+    return tables
+
+
+def settings(n: int, horizon: int, **kw: Any) -> Settings:
+    s = make_settings(n, horizon=horizon)
+    s.markets = kw.get("markets", MarketsConfig())
+    s.customers = kw.get("customers", CustomersConfig())
+    return s
+
+
+@pytest.mark.parametrize(
+    ("loading", "demand_on"), [(0.0, True), (0.35, False)], ids=["rho0", "demand_off"]
+)
+def test_one_customer_defaults_within_a_year_with_its_annual_pd(
+    loading: float, demand_on: bool
+) -> None:
+    """P(default within 12 months) = annual PD when the months are independent (rho 0,
+    or the demand factor switched off): monthly PD = 1 - (1 - annual)^(1/12) exactly."""
+    book = demand_book(
+        [on_time_site("s1", 1)],
+        [{"id": "c1", "annual_pd": 0.04, "demand_loading": loading}],
+        [contract("k1", "c1", ["s1"])],
+    )
+    n = 200_000
+    markets = MarketsConfig(demand=DemandConfig(enabled=demand_on))
+    table = run(book, settings(n, 12, markets=markets))["contracts"]
+    p = table["p_customer_default"][0]
+    assert_within(p, 0.04, math.sqrt(0.04 * 0.96 / n), "P(default within 12 months)")
+
+
+@njit
+def _pool_defaults(
+    seed: int, n_paths: int, n_cust: int, horizon: int, z: np.ndarray, customers: np.ndarray
+) -> np.ndarray:
+    """Defaults by month ``horizon`` in a pool, per path, with D_t = z[path] for every t."""
+    dsc = np.array([1.0, 0.0, 6.0, 0.7, 0.0, 1.0])  # phi 0: Var D_t = 1 every month
+    rng = np.zeros((4, n_cust + 1), dtype=np.uint64)
+    out = np.empty(n_cust, dtype=np.int64)
+    counts = np.zeros(n_paths, dtype=np.int64)
+    demand = np.empty(horizon + 1)
+    for i in range(n_paths):
+        for k in range(n_cust + 1):
+            seed_stream(rng, k, np.uint64(seed), np.uint64(i), np.uint64(1000 + k))
+        demand[:] = z[i]
+        default_months(rng, n_cust, demand, customers, dsc, out)
+        for k in range(n_cust):
+            counts[i] += out[k] <= horizon
+    return counts
+
+
+@pytest.mark.parametrize("horizon", [1, 12], ids=["one_period", "one_year_monthly"])
+def test_pool_default_fraction_matches_the_vasicek_closed_form(horizon: int) -> None:
+    """A homogeneous pool on one common factor Z: the count of defaults is binomial given
+    Z with p(Z) = Phi((c - sqrt(rho) Z) / sqrt(1 - rho)) (one period: Vasicek), or
+    1 - (1 - p(Z))^12 for 12 monthly periods; its CDF is that mixed over Z ~ N(0, 1)."""
+    n_paths, n_cust, rho, pd = 4000, 400, 0.2, 0.01
+    c = stats.norm.ppf(pd)
+    customers = np.tile([c, math.sqrt(rho), rho, 0.4], (n_cust, 1))
+    z = np.random.default_rng(5).standard_normal(n_paths)
+    counts = _pool_defaults(9, n_paths, n_cust, horizon, z, customers)
+
+    def p_of(zv: float) -> float:
+        p = stats.norm.cdf((c - math.sqrt(rho) * zv) / math.sqrt(1.0 - rho))
+        return 1.0 - (1.0 - p) ** horizon
+
+    for m in (0, 2, 5, 10, 25, 60):
+        expected, _ = integrate.quad(
+            lambda zv, m=m: stats.binom.cdf(m, n_cust, p_of(zv)) * stats.norm.pdf(zv), -9, 9
+        )
+        got = float(np.mean(counts <= m))
+        se = math.sqrt(max(expected * (1 - expected), P_MIN) / n_paths)
+        assert_within(got, expected, se, f"P(defaults <= {m}) over {horizon} month(s)")
+
+
+def test_no_risk_revenue_equals_the_hand_computation() -> None:
+    """PD 0, on-time delivery, renewal certain: every path earns the same, exactly."""
+    book = demand_book(
+        [on_time_site("s1", 6)],  # 10 MW / 2.5 kW = 4000 GPUs, energized at month 6
+        [{"id": "c1", "annual_pd": 0.0}],
+        [
+            contract(
+                "k1",
+                "c1",
+                ["s1"],
+                start_month=6,
+                take_or_pay_share=0.5,
+                utilisation=0.8,
+                renewal={"probability_at_par": 1.0, "rent_sensitivity": 0.0, "term_months": 12},
+            )
+        ],
+    )
+    tables = run(book, settings(2000, 60))
+    per_month = 4000 * HOURS * 2.0 * (0.5 + 0.5 * 0.8)
+    row = tables["contracts"].row(0, named=True)
+    assert row["revenue_mean_usd"] == pytest.approx(36 * per_month, abs=1.0)
+    assert row["p_renewed"] == 1.0 and row["p_terminated"] == 0.0
+    assert row["lost_late_delivery_mean_usd"] == pytest.approx(0.0, abs=1.0)
+    by_month = tables["revenue_by_month"].filter((pl.col("scope") == "all") & ~pl.col("with_relet"))
+    means = by_month.sort("month")["revenue_mean_usd"].to_numpy()
+    expected = np.where((np.arange(1, 61) >= 6) & (np.arange(1, 61) <= 41), per_month, 0.0)
+    np.testing.assert_allclose(means, expected, atol=1.0)
+
+
+@pytest.mark.parametrize(("grace", "rate"), [(5, 0.3), (6, 0.3)], ids=["beyond", "within"])
+def test_termination_only_beyond_the_grace_period_at_its_rate(grace: int, rate: float) -> None:
+    """Delivery at month 10 against a start at 4 is 6 months late: with grace 5 the
+    customer terminates with probability 0.3 (binomial); with grace 6 never."""
+    book = demand_book(
+        [on_time_site("s1", 10)],
+        [{"id": "c1", "annual_pd": 0.0}],
+        [
+            contract(
+                "k1",
+                "c1",
+                ["s1"],
+                start_month=4,
+                grace_months=grace,
+                termination_probability=rate,
+            )
+        ],
+    )
+    n = 40_000
+    row = run(book, settings(n, 36))["contracts"].row(0, named=True)
+    if grace == 6:
+        assert row["p_late_beyond_grace"] == 0.0 and row["p_terminated"] == 0.0
+    else:
+        assert row["p_late_beyond_grace"] == 1.0
+        assert_within(row["p_terminated"], rate, math.sqrt(rate * (1 - rate) / n), "P(term)")
+
+
+def test_hhi_and_top1_share_equal_the_hand_computation() -> None:
+    """Three customers of one operator, no risk: backlog shares, HHI and top-1 share
+    by hand from the remaining contracted value at each month."""
+    sites = [on_time_site("s1", 1, 20.0), on_time_site("s2", 1, 10.0), on_time_site("s3", 1, 10.0)]
+    customers = [{"id": f"c{k}", "annual_pd": 0.0} for k in (1, 2, 3)]
+    contracts = [
+        contract("k1", "c1", ["s1"], term_months=36, price_usd_per_gpu_hour=2.0),
+        contract("k2", "c2", ["s2"], term_months=24, price_usd_per_gpu_hour=3.0),
+        contract("k3", "c3", ["s3"], term_months=12, price_usd_per_gpu_hour=1.0),
+    ]
+    for c in contracts:
+        c["renewal"] = {"probability_at_par": 0.0}
+    book = demand_book(sites, customers, contracts)
+    table = run(book, settings(500, 48))["concentration"].filter(pl.col("operator") == "op_a")
+    gpus, price, term = [8000, 4000, 4000], [2.0, 3.0, 1.0], [36, 24, 12]
+    for month in (1, 6, 12, 13, 24, 30):
+        left = [g * p * max(t - month + 1, 0) for g, p, t in zip(gpus, price, term, strict=True)]
+        shares = np.array(left) / sum(left)
+        row = table.filter(pl.col("month") == month).row(0, named=True)
+        assert row["hhi_mean"] == pytest.approx(float((shares**2).sum()), abs=2e-6)
+        assert row["top1_share_mean"] == pytest.approx(float(shares.max()), abs=2e-6)
+        assert row["effective_customers_mean"] == pytest.approx(
+            1.0 / float((shares**2).sum()), abs=2e-6
+        )
+
+
+def test_bad_demand_entries_name_the_key() -> None:
+    """A contract over-selling a site, an unknown customer, both PD and rating: one message."""
+    s1 = on_time_site("s1", 1)
+    cases = [
+        (
+            [{"id": "c1", "annual_pd": 0.01}],
+            [contract("k1", "c1", ["s1"], share=0.7), contract("k2", "c1", ["s1"], share=0.5)],
+            "share",
+        ),
+        ([{"id": "c1", "annual_pd": 0.01}], [contract("k1", "cX", ["s1"])], "customer"),
+        ([{"id": "c1", "annual_pd": 0.01, "rating": "A"}], [], "annual_pd"),
+        ([{"id": "c1", "rating": "AAA+"}], [], "rating"),
+    ]
+    for customers, contracts, key in cases:
+        with pytest.raises(InputError) as err:
+            demand_book([s1], customers, contracts)
+        assert key in err.value.key
