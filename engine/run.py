@@ -172,7 +172,9 @@ def headline(tables: dict[str, pl.DataFrame], settings: Settings) -> dict[str, f
     -------
     dict of str to float
         Total MW online (mean, P10, P50) at each summary month, the MW-weighted
-        probability of on-time energization and the MW not energized in the horizon.
+        probability of on-time energization and the MW not energized in the horizon;
+        with contracts, each scope's expected revenue over the horizon and the
+        probability of losing more than 25% and 50% of its planned revenue.
     """
     cap = tables["capacity_by_month"].filter(pl.col("scope_type") == "total")
     out: dict[str, float] = {}
@@ -187,6 +189,12 @@ def headline(tables: dict[str, pl.DataFrame], settings: Settings) -> dict[str, f
     out["mw_weighted_prob_on_time"] = float((sites["it_mw"] * sites["prob_on_time"]).sum() / mw)
     every = tables["site_energization"]
     out["expected_mw_not_energized"] = float((every["it_mw"] * every["prob_not_energized"]).sum())
+    if "revenue_risk" in tables:
+        for row in tables["revenue_risk"].iter_rows(named=True):
+            out[f"revenue_mean_usd_{row['scope']}"] = float(row["revenue_mean_usd"])
+            for share in (25, 50):
+                key = f"p_lose_more_than_{share}pct"
+                out[f"{key}_{row['scope']}"] = float(row[key])
     return out
 
 
@@ -231,6 +239,19 @@ def format_summary(tables: dict[str, pl.DataFrame], settings: Settings, book: Bo
             f"{cell(r['p80_energization_month'])}{cell(r['p90_energization_month'])}"
             f"{r['prob_not_energized']:>10.3f}"
         )
+    if "revenue_risk" in tables:
+        lines += [
+            "",
+            f"Contract revenue over {settings.run.horizon_months} months ($M):",
+            f"  {'scope':<22}{'planned':>10}{'expected':>10}{'P(lose >25%)':>14}"
+            f"{'P(lose >50%)':>14}",
+        ]
+        for r in tables["revenue_risk"].iter_rows(named=True):
+            lines.append(
+                f"  {r['scope']:<22}{r['planned_revenue_usd'] / 1e6:>10.0f}"
+                f"{r['revenue_mean_usd'] / 1e6:>10.0f}{r['p_lose_more_than_25pct']:>14.4f}"
+                f"{r['p_lose_more_than_50pct']:>14.4f}"
+            )
     return "\n".join(lines)
 
 

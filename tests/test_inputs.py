@@ -264,9 +264,11 @@ def test_yaml_anchors_and_merge_keys_are_plain_data(tmp_path: Path) -> None:
         "  - id: horizon_h2\n    operator: horizon_cloud\n    region: ercot_west\n",
         "  - &hall\n    id: horizon_h2\n    operator: horizon_cloud\n    region: ercot_west\n",
     )
-    text += "  - <<: *hall\n    id: horizon_h5\n    pue: 1.3\n"
+    marker = "  # --- Operator 2"
+    assert marker in text
+    text = text.replace(marker, "  - <<: *hall\n    id: horizon_h5\n    pue: 1.3\n" + marker)
     path = tmp_path / "merged.yaml"
     path.write_text(text)
     book = load_book(str(path))
-    h2, h5 = book.sites[1], book.sites[-1]
+    h2, h5 = book.sites[1], book.sites[4]
     assert (h5.id, h5.pue, h5.phases) == ("horizon_h5", 1.3, h2.phases)
