@@ -1,7 +1,8 @@
 """Speed of the capacity + market model: engine vs NumPy vs the RNG floor.
 
 Run ``python benchmarks/markets.py`` (``--quick`` for 200k paths). On the default
-scenario, 120 months, it prints:
+scenario without its contracts (capacity + markets; ``customers.py`` times the
+demand side), 120 months, it prints:
 
 * path-months per second on 1 and 2 threads (best of ``--repeats`` after
   compilation) of the engine's full run (``compute_tables``: capacity + markets +
@@ -127,7 +128,7 @@ def report_speed(n_paths: int, numpy_paths: int, repeats: int) -> dict[str, floa
     from engine.scenario import load_book
     from engine.simulate import build_scopes, simulate_capacity
 
-    book = load_book(SCENARIO)
+    book = dataclasses.replace(load_book(SCENARIO), customers=(), contracts=())  # markets only
     settings = _settings(n_paths)
     seed = np.uint64(settings.run.seed)
     scopes = build_scopes(book, settings.output.max_histogram_bins)
@@ -380,7 +381,7 @@ def report_check(n_paths: int) -> bool:
     """Distribution check of the NumPy market model against the engine; True if it passes."""
     from engine.scenario import load_book
 
-    book = load_book(SCENARIO)
+    book = dataclasses.replace(load_book(SCENARIO), customers=(), contracts=())  # markets only
     print(
         f"\n== distribution check: engine vs NumPy market statistics of the engine's "
         f"energization times (independent market draws); limit {TOLERANCE_SE:g} SE =="

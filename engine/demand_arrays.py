@@ -46,8 +46,6 @@ class DemandArrays:
 
     Attributes
     ----------
-    planned : numpy.ndarray
-        ``int64[P]`` planned energization month of each phase.
     customers : numpy.ndarray
         ``float64[K, 4]`` default threshold (Phi^-1 or t_nu^-1 of the monthly PD;
         -inf for PD 0), sqrt(rho), rho, recovery share.
@@ -64,9 +62,11 @@ class DemandArrays:
         ``float64[C + 2 (O + 1)]`` $: each contract's largest revenue over the
         horizon; each scope's (total, operators) largest monthly revenue; each
         scope's planned revenue over the horizon.
+    planned_value : numpy.ndarray
+        ``float64[C]`` each contract's revenue within the horizon with every
+        phase energized at its planned month ($, :func:`planned_revenue`).
     """
 
-    planned: np.ndarray
     customers: np.ndarray
     contracts: np.ndarray
     phase_start: np.ndarray
@@ -75,6 +75,7 @@ class DemandArrays:
     dsc: np.ndarray
     streams: np.ndarray
     caps: np.ndarray
+    planned_value: np.ndarray
 
 
 def _phase_numbers(book: Book) -> dict[str, list[int]]:
@@ -114,7 +115,7 @@ def lower_demand(book: Book, settings: Settings) -> DemandArrays:
     cfg = settings.customers
     student = cfg.family == "student_t"
     numbers = _phase_numbers(book)
-    planned = [p.planned_month for s in book.sites for p in s.phases]
+    planned_value = []
     sites = {s.id: s for s in book.sites}
     gens = {g.id: k for k, g in enumerate(book.gpu_generations)}
     ops = {o.id: k for k, o in enumerate(book.operators)}
@@ -164,6 +165,7 @@ def lower_demand(book: Book, settings: Settings) -> DemandArrays:
         total_gpus = sum(gpus)
         caps_contract.append(total_gpus * rate * horizon)
         plan = planned_revenue(ct.start_month, ct.term_months, rate, months, gpus, horizon)
+        planned_value.append(plan)
         top_rate = HOURS_PER_MONTH * max(
             ct.price_usd_per_gpu_hour, 2.0 * rent0[int(row[C_GENERATION])]
         )
@@ -184,7 +186,6 @@ def lower_demand(book: Book, settings: Settings) -> DemandArrays:
     streams += [stream_id("contract", c.id) for c in book.contracts]
     streams.append(stream_id("customers", "chi_square"))
     return DemandArrays(
-        planned=np.array(planned, dtype=np.int64),
         customers=customers,
         contracts=contracts,
         phase_start=np.array(starts, dtype=np.int64),
@@ -193,4 +194,5 @@ def lower_demand(book: Book, settings: Settings) -> DemandArrays:
         dsc=dsc,
         streams=np.array(streams, dtype=np.uint64),
         caps=np.concatenate([np.array(caps_contract), caps_month, caps_planned]),
+        planned_value=np.array(planned_value, dtype=np.float64),
     )

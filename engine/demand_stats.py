@@ -47,8 +47,8 @@ __all__ = ["DemandStats", "quantiles_from_linear_histogram"]
 
 QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
 CONTRACT_BINS = 1024
-REVENUE_BINS = 512
-SHARE_BINS = 1000
+REVENUE_BINS = 256
+SHARE_BINS = 200
 LOST_SHARES = (0.25, 0.5, 0.75)
 
 

@@ -52,7 +52,7 @@ class RunOutput:
 
 
 #: Paths whose factor paths are kept at once for the demand side (memory bound).
-DEMAND_SUBCHUNK = 16_384
+DEMAND_SUBCHUNK = 32_768
 
 
 def compute_tables(
@@ -132,15 +132,21 @@ def _markets_and_demand(
     """Chunk hook: markets, then the demand side on their factor paths, by sub-chunks.
 
     The demand side needs each path's AI-demand factor and rents by month; they
-    are kept for ``DEMAND_SUBCHUNK`` paths at a time (float64, about 4 kB per path
-    and generation), which bounds memory; the statistics do not depend on it.
+    are kept for ``DEMAND_SUBCHUNK`` paths at a time in one reused buffer (float64,
+    about 1 kB per path, month series and generation: 127 MB for the default book),
+    which bounds memory; the statistics do not depend on it.
     """
     n_gens = markets.arrays.gpu.shape[0]
+    buffer = np.empty((0, 1 + n_gens, markets.horizon + 1))
 
     def hook(energization: np.ndarray, path0: int, n_blocks: int) -> None:
+        nonlocal buffer
+        size = min(DEMAND_SUBCHUNK, energization.shape[0])
+        if buffer.shape[0] < size:  # allocated once, reused: every month is overwritten
+            buffer = np.empty((size, 1 + n_gens, markets.horizon + 1))
         for off in range(0, energization.shape[0], DEMAND_SUBCHUNK):
             part = energization[off : off + DEMAND_SUBCHUNK]
-            paths = np.zeros((part.shape[0], 1 + n_gens, markets.horizon + 1))
+            paths = buffer[: part.shape[0]]
             markets.add(part, path0 + off, n_blocks, factor_paths=paths)
             demand.add(part, paths, path0 + off, n_blocks)
 

@@ -16,7 +16,7 @@ from scipy import integrate, stats
 from engine.config import Settings
 from engine.customer_config import CustomersConfig
 from engine.errors import InputError
-from engine.kernels.contracts import default_months
+from engine.kernels.contract_records import default_months
 from engine.market_config import DemandConfig, MarketsConfig
 from engine.rng import seed_stream
 from engine.run import compute_tables

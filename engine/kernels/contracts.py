@@ -22,15 +22,22 @@ Every statistic is an integer (counts, whole dollars, fixed-point shares).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
 from engine.kernels.aggregate import _month
-from engine.kernels.factors import chi_square
+from engine.kernels.contract_records import (
+    D_ENABLED,
+    D_RELET,
+    K_RECOVERY,
+    NEVER_MONTH,
+    concentration,
+    default_months,
+    scatter_group,
+    scope_revenue,
+)
 from engine.market_arrays import HOURS_PER_MONTH
-from engine.rng import next_normal, next_uniform, seed_stream
+from engine.rng import next_uniform, seed_stream
 
 __all__ = [
     "C_CUSTOMER",
@@ -39,11 +46,9 @@ __all__ = [
     "N_CUSTOMER_FIELDS",
     "contract_path",
     "contract_statistics",
-    "default_months",
 ]
 
-# customer fields
-K_THRESHOLD, K_SQRT_RHO, K_RHO, K_RECOVERY = 0, 1, 2, 3
+# customer fields: K_* (contract_records)
 N_CUSTOMER_FIELDS = 4
 # contract fields
 (
@@ -64,8 +69,7 @@ N_CUSTOMER_FIELDS = 4
     C_RENEW_TERM,
 ) = range(15)
 N_CONTRACT_FIELDS = 15
-# demand scalars
-D_ENABLED, D_STUDENT, D_NU, D_RELET, D_PHI, D_DEMAND_ON = range(6)
+# demand scalars: D_* (contract_records)
 # per-contract sums (counts, or whole $)
 (
     S_LATE,
@@ -83,65 +87,8 @@ D_ENABLED, D_STUDENT, D_NU, D_RELET, D_PHI, D_DEMAND_ON = range(6)
     S_REVENUE_SQ,
 ) = range(13)
 N_CONTRACT_SUMS = 13
-NEVER_MONTH = 1 << 30
-
-
-@njit(cache=True)
-def default_months(
-    rng: np.ndarray,
-    chi_row: int,
-    demand: np.ndarray,
-    customers: np.ndarray,
-    dsc: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Write each customer's default month on one path (``NEVER_MONTH`` if none by T).
-
-    Customer k defaults in the first month t with
-    sqrt(rho) D_t + sqrt(1 - rho Var D_t) eps_t < c_k (Gaussian), the left side
-    scaled by sqrt(nu / W_t) for the Student-t option; eps_t is a normal from
-    column k of ``rng``, W_t a chi-square(nu) from column ``chi_row`` shared by the
-    path's customers. Var D_t = 1 - phi^(2t) (demand from a fixed D_0; 0 if the
-    demand factor is off), so the latent variable is N(0, 1) each month when
-    D_0 = 0 and c_k = Phi^-1(monthly PD) gives each month's PD exactly.
-
-    Parameters
-    ----------
-    rng : numpy.ndarray
-        ``uint64[4, >= K]`` generator states (seeded).
-    chi_row : int
-        Column of the chi-square stream.
-    demand : numpy.ndarray
-        ``float64[T + 1]`` the path's AI-demand factor by month.
-    customers, dsc : numpy.ndarray
-        Lowered customers and demand scalars.
-    out : numpy.ndarray
-        ``int64[K]`` written.
-    """
-    horizon = demand.shape[0] - 1
-    n_cust = customers.shape[0]
-    out[:] = NEVER_MONTH
-    alive = n_cust
-    var_d = 0.0
-    phi2 = dsc[D_PHI] * dsc[D_PHI]
-    student = dsc[D_STUDENT] > 0.5
-    for t in range(1, horizon + 1):
-        if alive == 0:
-            break
-        if dsc[D_DEMAND_ON] > 0.5:
-            var_d = phi2 * var_d + (1.0 - phi2)
-        scale = 1.0
-        if student:
-            scale = math.sqrt(dsc[D_NU] / chi_square(rng, chi_row, dsc[D_NU]))
-        for k in range(n_cust):
-            if out[k] != NEVER_MONTH:
-                continue
-            rho = customers[k, K_RHO]
-            eps = next_normal(rng, k)
-            x = customers[k, K_SQRT_RHO] * demand[t] + math.sqrt(1.0 - rho * var_d) * eps
-            if x * scale < customers[k, K_THRESHOLD]:
-                out[k] = t
-                alive -= 1
+#: Paths whose histogram bins are added month by month together (cache locality).
+GROUP = 64
 
 
 @njit(cache=True)
@@ -150,11 +97,11 @@ def contract_path(
     seed: np.uint64,
     path: np.uint64,
     months: np.ndarray,
-    planned: np.ndarray,
     demand: np.ndarray,
     rent: np.ndarray,
     rng: np.ndarray,
-    scratch: np.ndarray,
+    work: np.ndarray,
+    iwork: np.ndarray,
     customers: np.ndarray,
     contracts: np.ndarray,
     phase_start: np.ndarray,
@@ -163,6 +110,7 @@ def contract_path(
     dsc: np.ndarray,
     streams: np.ndarray,
     caps: np.ndarray,
+    planned_value: np.ndarray,
     ct_sums: np.ndarray,
     ct_hist: np.ndarray,
     rev_sums: np.ndarray,
@@ -171,6 +119,9 @@ def contract_path(
     conc_hist: np.ndarray,
     cust_sums: np.ndarray,
     lost_hist: np.ndarray,
+    rev_bins: np.ndarray,
+    conc_bins: np.ndarray,
+    lane: int,
 ) -> None:
     """Simulate one path's customers and contracts and add its statistics to block ``b``.
 
@@ -180,255 +131,173 @@ def contract_path(
         Block of the partial results.
     seed, path : numpy.uint64
         Run seed and global path id (the streams of the demand side).
-    months, planned : numpy.ndarray
-        ``int64[P]`` energization month of each phase on the path (> T: never)
-        and planned month.
+    months : numpy.ndarray
+        ``int64[P]`` energization month of each phase on the path (> T: never).
     demand, rent : numpy.ndarray
         ``float64[T + 1]`` AI-demand factor and ``float64[G, T + 1]`` rent of
         each generation ($/GPU-hr) on the path.
-    rng, scratch : numpy.ndarray
-        ``uint64[4, K + C + 1]`` generator states; ``float64[2 C + K, T + 1]`` scratch.
+    rng : numpy.ndarray
+        ``uint64[4, K + C + 1]`` generator states.
+    work, iwork : numpy.ndarray
+        Scratch: ``float64[3 C + 2 (O + 1) + K, T + 2]`` (GPUs in service,
+        revenue, re-let revenue by contract and month; revenue by scope; backlog
+        by customer) and ``int64[C + K, 5]`` (per contract: first month of service,
+        last, first month without service, operator, customer).
     customers, contracts, phase_start, phase_index, phase_gpus, dsc, streams, caps
         Lowered demand side (:mod:`engine.demand_arrays`). ``caps``: each
         contract's largest revenue over the horizon, each scope's (total, then
         operators) largest monthly revenue, each scope's planned revenue over
         the horizon (the histogram ranges and the base of the lost share), in $.
+    planned_value : numpy.ndarray
+        ``float64[C]`` each contract's revenue within the horizon with every
+        phase energized at its planned month, $.
     ct_sums, ct_hist, rev_sums, rev_hist, conc_sums, conc_hist, cust_sums, lost_hist
         Block partial statistics (:class:`engine.demand_stats.DemandStats`).
+    rev_bins, conc_bins, lane : numpy.ndarray, numpy.ndarray, int
+        The path's histogram bins of revenue by scope and month, and of HHI and
+        top-1 share by operator and month (-1: no backlog), written in row
+        ``lane``: :func:`contract_statistics` adds them month by month for a group
+        of paths, so that each month's histogram is fetched once per group.
     """
     horizon = demand.shape[0] - 1
     n_cust, n_ctr = customers.shape[0], contracts.shape[0]
     n_ops = conc_sums.shape[1]
     enabled = dsc[D_ENABLED] > 0.5
+    relet_u = dsc[D_RELET]
     for j in range(streams.shape[0]):
         seed_stream(rng, j, seed, path, streams[j])
     # 1. customer default months
-    default_month = np.full(n_cust, NEVER_MONTH, dtype=np.int64)
+    default_month = iwork[n_ctr:, 0]
+    default_month[:] = NEVER_MONTH
     if enabled:
         default_months(rng, n_cust + n_ctr, demand, customers, dsc, default_month)
-    # 2.-3. contracts: revenue by month (scratch rows: contract revenue, then re-let)
-    revenue = scratch[:n_ctr]
-    relet = scratch[n_ctr : 2 * n_ctr]
-    backlog = scratch[2 * n_ctr : 2 * n_ctr + n_cust]  # backlog by customer (column 0)
-    revenue[:, :] = 0.0
-    relet[:, :] = 0.0
-    end_month = np.zeros(n_ctr, dtype=np.int64)
-    first_month = np.zeros(n_ctr, dtype=np.int64)
-    stop_month = np.zeros(n_ctr, dtype=np.int64)  # first month without service (cut)
-    full_rate = np.zeros(n_ctr)
+    # 2.-3. contracts
+    scope_row = 3 * n_ctr
+    work[scope_row : scope_row + 2 * (n_ops + 1), :] = 0.0
     for c in range(n_ctr):
         u_term = next_uniform(rng, n_cust + c)
         u_renew = next_uniform(rng, n_cust + c)
         k = int(contracts[c, C_CUSTOMER])
         g = int(contracts[c, C_GENERATION])
+        op = int(contracts[c, C_OPERATOR])
         price, top, util = contracts[c, C_PRICE], contracts[c, C_TOP], contracts[c, C_UTIL]
         rate = HOURS_PER_MONTH * price * (top + (1.0 - top) * util)  # $ per GPU-month
         start, term = int(contracts[c, C_START]), int(contracts[c, C_TERM])
         grace = int(contracts[c, C_GRACE])
+        renew_term = int(contracts[c, C_RENEW_TERM])
+        # GPUs in service by month: a difference array over the phases
+        gpus = work[c]
+        gpus[:] = 0.0
         gpus_total = 0.0
         first = NEVER_MONTH
-        first_planned = NEVER_MONTH
         for j in range(phase_start[c], phase_start[c + 1]):
-            p = phase_index[j]
+            m = months[phase_index[j]]
             gpus_total += phase_gpus[j]
-            first = min(first, months[p])
-            first_planned = min(first_planned, planned[p])
-        full_rate[c] = gpus_total * rate
-        # planned revenue: phases at their planned months, term from the later of
-        # start and the first planned phase
-        d_plan = max(start, first_planned)
-        planned_total = 0.0
-        for t in range(d_plan, min(d_plan + term - 1, horizon) + 1):
-            for j in range(phase_start[c], phase_start[c + 1]):
-                if planned[phase_index[j]] <= t:
-                    planned_total += phase_gpus[j] * rate
-        late = first - start
-        beyond = late - grace
+            first = min(first, m)
+            if m <= horizon:
+                gpus[m] += phase_gpus[j]
+        for t in range(1, horizon + 1):
+            gpus[t] += gpus[t - 1]
+        gpus[horizon + 1] = gpus_total * rate  # contracted value per month, for the backlog
+        beyond = first - start - grace  # months late beyond the grace period
         deliver = max(start, first)
-        terminated = False
         decision = start + grace + 1
-        if beyond > 0 and decision <= horizon:
+        terminated = False
+        if beyond > 0:
             ct_sums[b, c, S_LATE] += 1
-            if enabled and u_term < contracts[c, C_Q_TERM]:
+            if enabled and decision <= horizon and u_term < contracts[c, C_Q_TERM]:
                 terminated = True
                 ct_sums[b, c, S_TERMINATED] += 1
-        elif beyond > 0:
-            ct_sums[b, c, S_LATE] += 1  # late beyond grace only after the horizon
         term_end = deliver + term - 1
-        renewed = False
         tau = default_month[k]
         if tau <= horizon:
             ct_sums[b, c, S_DEFAULTED] += 1
-        if not terminated and term_end < horizon and tau > term_end:
+        renewed = False
+        may_renew = not terminated and term_end < horizon and tau > term_end
+        if may_renew:
             p_renew = contracts[c, C_RENEW_P]
             if enabled and rent[g, term_end] < price:
                 p_renew *= (rent[g, term_end] / price) ** contracts[c, C_RENEW_S]
             renewed = u_renew < p_renew
-        end = term_end + (int(contracts[c, C_RENEW_TERM]) if renewed else 0)
-        if renewed:
-            ct_sums[b, c, S_RENEWED] += 1
-        stop = min(end + 1, tau)
-        if terminated:
-            stop = deliver  # never served
-        first_month[c], end_month[c], stop_month[c] = deliver, end, stop
-        discount = contracts[c, C_DISCOUNT] if (beyond > 0 and not terminated) else 0.0
-        would_term, would_after_default, would_renewal = 0.0, 0.0, 0.0
-        for t in range(deliver, min(end, horizon) + 1):
-            gpus = 0.0
-            for j in range(phase_start[c], phase_start[c + 1]):
-                if months[phase_index[j]] <= t:
-                    gpus += phase_gpus[j]
-            value = gpus * rate
-            if t - deliver < beyond:
-                value *= 1.0 - discount
-            if t <= term_end:
-                would_term += value
-            else:
-                would_renewal += value
-            if t < stop:
-                revenue[c, t] = value
-            elif t >= tau:
-                would_after_default += value
-        # re-let what is freed: after termination, default or the end of service
-        freed_from = decision if terminated else stop
-        if contracts.shape[0] > 0:
-            for t in range(max(freed_from, 1), horizon + 1):
-                gpus = 0.0
-                for j in range(phase_start[c], phase_start[c + 1]):
-                    if months[phase_index[j]] <= t:
-                        gpus += phase_gpus[j]
-                relet[c, t] = gpus * HOURS_PER_MONTH * rent[g, t] * dsc[D_RELET]
-        total = 0.0
+            if renewed:
+                ct_sums[b, c, S_RENEWED] += 1
+        end = term_end + (renew_term if renewed else 0)
+        stop = deliver if terminated else min(end + 1, tau)  # first month without service
+        freed = decision if terminated else stop  # first month re-let
+        iwork[c, 0], iwork[c, 1], iwork[c, 2] = deliver, end, stop
+        iwork[c, 3], iwork[c, 4] = op, k
+        discount = contracts[c, C_DISCOUNT] if beyond > 0 else 0.0
+        revenue, relet = work[n_ctr + c], work[2 * n_ctr + c]
+        total, relet_total = 0.0, 0.0
+        would_term, after_default, nonrenewal = 0.0, 0.0, 0.0
         for t in range(1, horizon + 1):
-            total += revenue[c, t]
-        recovery = 0.0
-        if tau <= horizon and not terminated and tau <= end:
-            remaining = max(end - max(tau, deliver) + 1, 0)
-            recovery = customers[k, K_RECOVERY] * gpus_total * HOURS_PER_MONTH * price * top
-            recovery *= remaining
-            ct_sums[b, c, S_LOST_DEFAULT] += np.int64(would_after_default - recovery + 0.5)
-            ct_sums[b, c, S_RECOVERY] += np.int64(recovery + 0.5)
+            v = gpus[t] * rate
+            earned = 0.0
+            if deliver <= t <= end:
+                if t - deliver < beyond:
+                    v *= 1.0 - discount
+                if t <= term_end:
+                    would_term += v
+                if t < stop:
+                    earned = v
+                elif t >= tau:
+                    after_default += v
+            elif may_renew and not renewed and term_end < t <= term_end + renew_term:
+                nonrenewal += v
+            revenue[t] = earned
+            total += earned
+            r = gpus[t] * HOURS_PER_MONTH * rent[g, t] * relet_u if t >= freed else 0.0
+            relet[t] = r
+            relet_total += r
+            work[scope_row, t] += earned
+            work[scope_row + 1, t] += earned + r
+            work[scope_row + 2 * (1 + op), t] += earned
+            work[scope_row + 2 * (1 + op) + 1, t] += earned + r
         if terminated:
             ct_sums[b, c, S_LOST_TERMINATION] += np.int64(would_term + 0.5)
             value = gpus_total * rate * term
             ct_sums[b, c, S_REFUND] += np.int64(contracts[c, C_PREPAY] * value + 0.5)
-        elif not renewed and term_end < horizon and tau > term_end:
-            # renewal months the customer did not take (before re-letting)
-            lost = 0.0
-            for t in range(
-                term_end + 1, min(term_end + int(contracts[c, C_RENEW_TERM]), horizon) + 1
-            ):
-                gpus = 0.0
-                for j in range(phase_start[c], phase_start[c + 1]):
-                    if months[phase_index[j]] <= t:
-                        gpus += phase_gpus[j]
-                lost += gpus * rate
-            ct_sums[b, c, S_LOST_NONRENEWAL] += np.int64(lost + 0.5)
-        if not terminated:
-            ct_sums[b, c, S_LOST_LATE] += np.int64(planned_total - would_term + 0.5)
+        else:
+            ct_sums[b, c, S_LOST_LATE] += np.int64(planned_value[c] - would_term + 0.5)
+        if tau <= horizon and not terminated and tau <= end:
+            remaining = end - max(tau, deliver) + 1
+            recovery = customers[k, K_RECOVERY] * gpus_total * HOURS_PER_MONTH * price * top
+            recovery *= max(remaining, 0)
+            ct_sums[b, c, S_LOST_DEFAULT] += np.int64(after_default - recovery + 0.5)
+            ct_sums[b, c, S_RECOVERY] += np.int64(recovery + 0.5)
+        ct_sums[b, c, S_LOST_NONRENEWAL] += np.int64(nonrenewal + 0.5)
         ct_sums[b, c, S_REVENUE] += np.int64(total + 0.5)
         ct_sums[b, c, S_REVENUE_SQ] += np.int64((total * 1e-6) ** 2 + 0.5)
-        relet_total = 0.0
-        for t in range(1, horizon + 1):
-            relet_total += relet[c, t]
         ct_sums[b, c, S_RELET] += np.int64(relet_total + 0.5)
         n_bins = ct_hist.shape[2]
         x = total / caps[c] * n_bins if caps[c] > 0.0 else 0.0
         ct_hist[b, c, min(max(int(x), 0), n_bins - 1)] += 1
         cust_sums[b, k] += np.int64(total + 0.5)
-    _by_operator(
+    scope_revenue(
         b,
-        contracts,
-        revenue,
-        relet,
-        first_month,
-        end_month,
-        stop_month,
-        full_rate,
+        work,
+        scope_row,
+        n_ctr,
         caps,
-        backlog,
         n_ops,
         rev_sums,
-        rev_hist,
-        conc_sums,
-        conc_hist,
+        rev_bins,
+        lane,
+        rev_hist.shape[4],
         lost_hist,
     )
-
-
-@njit(cache=True, inline="always")
-def _by_operator(
-    b: int,
-    contracts: np.ndarray,
-    revenue: np.ndarray,
-    relet: np.ndarray,
-    first_month: np.ndarray,
-    end_month: np.ndarray,
-    stop_month: np.ndarray,
-    full_rate: np.ndarray,
-    caps: np.ndarray,
-    backlog: np.ndarray,
-    n_ops: int,
-    rev_sums: np.ndarray,
-    rev_hist: np.ndarray,
-    conc_sums: np.ndarray,
-    conc_hist: np.ndarray,
-    lost_hist: np.ndarray,
-) -> None:
-    """Revenue by month per scope (total, operators), concentration of backlog, lost share."""
-    horizon = revenue.shape[1] - 1
-    n_ctr = contracts.shape[0]
-    n_bins = rev_hist.shape[4]
-    n_cbins = conc_hist.shape[4]
-    for s in range(n_ops + 1):
-        realised = 0.0
-        for t in range(1, horizon + 1):
-            plain, with_relet = 0.0, 0.0
-            for c in range(n_ctr):
-                if s == 0 or int(contracts[c, C_OPERATOR]) == s - 1:
-                    plain += revenue[c, t]
-                    with_relet += revenue[c, t] + relet[c, t]
-            realised += plain
-            cap = caps[n_ctr + s]
-            for v in range(2):
-                value = plain if v == 0 else with_relet
-                rev_sums[b, s, v, t] += np.int64(value + 0.5)
-                x = value / cap * n_bins if cap > 0.0 else 0.0
-                rev_hist[b, s, v, t, min(max(int(x), 0), n_bins - 1)] += 1
-        planned = caps[n_ctr + n_ops + 1 + s]
-        lost = 1.0 - realised / planned if planned > 0.0 else 0.0
-        n_lbins = lost_hist.shape[2]
-        lost_hist[b, s, min(max(int(lost * n_lbins), 0), n_lbins - 1)] += 1
-    # concentration of backlog (remaining contracted value) by operator and month
-    n_cust_max = backlog.shape[0]
-    for o in range(n_ops):
-        for t in range(1, horizon + 1):
-            for k in range(n_cust_max):
-                backlog[k, 0] = 0.0
-            total = 0.0
-            for c in range(n_ctr):
-                if int(contracts[c, C_OPERATOR]) != o or t >= stop_month[c]:
-                    continue
-                left = end_month[c] - max(t, first_month[c]) + 1
-                if left <= 0:
-                    continue
-                k = int(contracts[c, C_CUSTOMER])
-                value = full_rate[c] * left
-                backlog[k, 0] += value
-                total += value
-            if total <= 0.0:
-                continue
-            hhi, top1 = 0.0, 0.0
-            for k in range(n_cust_max):
-                share = backlog[k, 0] / total
-                hhi += share * share
-                top1 = max(top1, share)
-            conc_sums[b, o, 0, t] += np.int64(hhi * 1e6 + 0.5)
-            conc_sums[b, o, 1, t] += np.int64(top1 * 1e6 + 0.5)
-            conc_sums[b, o, 2, t] += np.int64(1e6 / hhi + 0.5)
-            conc_sums[b, o, 3, t] += 1
-            conc_hist[b, o, 0, t, min(int(hhi * n_cbins), n_cbins - 1)] += 1
-            conc_hist[b, o, 1, t, min(int(top1 * n_cbins), n_cbins - 1)] += 1
+    concentration(
+        b,
+        contracts,
+        work,
+        iwork,
+        default_month,
+        n_ops,
+        conc_sums,
+        conc_bins,
+        lane,
+        conc_hist.shape[4],
+    )
 
 
 @njit(cache=True, parallel=True)
@@ -437,7 +306,6 @@ def contract_statistics(
     path0: np.uint64,
     energization: np.ndarray,
     factor_paths: np.ndarray,
-    planned: np.ndarray,
     customers: np.ndarray,
     contracts: np.ndarray,
     phase_start: np.ndarray,
@@ -446,6 +314,7 @@ def contract_statistics(
     dsc: np.ndarray,
     streams: np.ndarray,
     caps: np.ndarray,
+    planned_value: np.ndarray,
     n_blocks: int,
     ct_sums: np.ndarray,
     ct_hist: np.ndarray,
@@ -467,18 +336,14 @@ def contract_statistics(
     factor_paths : numpy.ndarray
         ``float64[n, 1 + G, T + 1]`` the paths' AI-demand factor and each
         generation's rent ($/GPU-hr) by month, from the market kernel.
-    planned : numpy.ndarray
-        ``int64[P]`` planned energization month of each phase.
-    customers ... caps
+    customers ... planned_value
         Lowered demand side (:class:`engine.demand_arrays.DemandArrays`).
     n_blocks : int
         Independent partial results (any value: the same statistics).
     ct_sums ... lost_hist
         Statistics (:class:`engine.demand_stats.DemandStats`), accumulated.
     """
-    n_paths, n_phases = energization.shape
-    horizon = factor_paths.shape[2] - 1
-    n_cust, n_ctr = customers.shape[0], contracts.shape[0]
+    n_paths = energization.shape[0]
     b_ct_sums = np.zeros((n_blocks,) + ct_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
     b_ct_hist = np.zeros((n_blocks,) + ct_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
     b_rev_sums = np.zeros((n_blocks,) + rev_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
@@ -489,39 +354,34 @@ def contract_statistics(
     b_lost_hist = np.zeros((n_blocks,) + lost_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
     per_block = (n_paths + n_blocks - 1) // n_blocks
     for b in prange(n_blocks):
-        rng = np.zeros((4, streams.shape[0]), dtype=np.uint64)
-        scratch = np.zeros((2 * n_ctr + n_cust, horizon + 1))
-        months = np.empty(n_phases, dtype=np.int64)
-        for i in range(b * per_block, min(n_paths, (b + 1) * per_block)):
-            for p in range(n_phases):
-                months[p] = _month(energization[i, p], horizon)
-            contract_path(
-                b,
-                seed,
-                path0 + np.uint64(i),
-                months,
-                planned,
-                factor_paths[i, 0],
-                factor_paths[i, 1:],
-                rng,
-                scratch,
-                customers,
-                contracts,
-                phase_start,
-                phase_index,
-                phase_gpus,
-                dsc,
-                streams,
-                caps,
-                b_ct_sums,
-                b_ct_hist,
-                b_rev_sums,
-                b_rev_hist,
-                b_conc_sums,
-                b_conc_hist,
-                b_cust_sums,
-                b_lost_hist,
-            )
+        # the block's work runs in a plain function: numba's parfor pass mishandled
+        # scratch arrays allocated here and written through views (wrong statistics)
+        _block(
+            b,
+            b * per_block,
+            min(n_paths, (b + 1) * per_block),
+            seed,
+            path0,
+            energization,
+            factor_paths,
+            customers,
+            contracts,
+            phase_start,
+            phase_index,
+            phase_gpus,
+            dsc,
+            streams,
+            caps,
+            planned_value,
+            b_ct_sums,
+            b_ct_hist,
+            b_rev_sums,
+            b_rev_hist,
+            b_conc_sums,
+            b_conc_hist,
+            b_cust_sums,
+            b_lost_hist,
+        )
     for b in range(n_blocks):
         ct_sums += b_ct_sums[b]
         ct_hist += b_ct_hist[b]
@@ -531,3 +391,81 @@ def contract_statistics(
         conc_hist += b_conc_hist[b]
         cust_sums += b_cust_sums[b]
         lost_hist += b_lost_hist[b]
+
+
+@njit(cache=True)
+def _block(
+    b: int,
+    first: int,
+    last: int,
+    seed: np.uint64,
+    path0: np.uint64,
+    energization: np.ndarray,
+    factor_paths: np.ndarray,
+    customers: np.ndarray,
+    contracts: np.ndarray,
+    phase_start: np.ndarray,
+    phase_index: np.ndarray,
+    phase_gpus: np.ndarray,
+    dsc: np.ndarray,
+    streams: np.ndarray,
+    caps: np.ndarray,
+    planned_value: np.ndarray,
+    b_ct_sums: np.ndarray,
+    b_ct_hist: np.ndarray,
+    b_rev_sums: np.ndarray,
+    b_rev_hist: np.ndarray,
+    b_conc_sums: np.ndarray,
+    b_conc_hist: np.ndarray,
+    b_cust_sums: np.ndarray,
+    b_lost_hist: np.ndarray,
+) -> None:
+    """Paths ``first .. last - 1`` of a chunk into block ``b``'s partial statistics."""
+    horizon = factor_paths.shape[2] - 1
+    n_phases = energization.shape[1]
+    n_cust, n_ctr = customers.shape[0], contracts.shape[0]
+    n_ops = b_conc_sums.shape[1]
+    rng = np.zeros((4, streams.shape[0]), dtype=np.uint64)
+    work = np.zeros((3 * n_ctr + 2 * (n_ops + 1) + n_cust, horizon + 2))
+    iwork = np.zeros((n_ctr + n_cust, 5), dtype=np.int64)
+    months = np.empty(n_phases, dtype=np.int64)
+    rev_bins = np.zeros((GROUP, n_ops + 1, 2, horizon + 1), dtype=np.int32)
+    conc_bins = np.zeros((GROUP, n_ops, 2, horizon + 1), dtype=np.int32)
+    for i0 in range(first, last, GROUP):
+        n_active = min(GROUP, last - i0)
+        for lane in range(n_active):
+            i = i0 + lane
+            for p in range(n_phases):
+                months[p] = _month(energization[i, p], horizon)
+            contract_path(
+                b,
+                seed,
+                path0 + np.uint64(i),
+                months,
+                factor_paths[i, 0],
+                factor_paths[i, 1:],
+                rng,
+                work,
+                iwork,
+                customers,
+                contracts,
+                phase_start,
+                phase_index,
+                phase_gpus,
+                dsc,
+                streams,
+                caps,
+                planned_value,
+                b_ct_sums,
+                b_ct_hist,
+                b_rev_sums,
+                b_rev_hist,
+                b_conc_sums,
+                b_conc_hist,
+                b_cust_sums,
+                b_lost_hist,
+                rev_bins,
+                conc_bins,
+                lane,
+            )
+        scatter_group(b, n_active, rev_bins, conc_bins, b_rev_hist, b_conc_hist)
