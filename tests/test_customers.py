@@ -72,13 +72,16 @@ def settings(n: int, horizon: int, **kw: Any) -> Settings:
 
 
 @pytest.mark.parametrize(
-    ("loading", "demand_on"), [(0.0, True), (0.35, False)], ids=["rho0", "demand_off"]
+    ("loading", "demand_on", "family"),
+    [(0.0, True, "gaussian"), (0.35, False, "gaussian"), (0.35, False, "student_t")],
+    ids=["rho0", "demand_off", "student_t"],
 )
 def test_one_customer_defaults_within_a_year_with_its_annual_pd(
-    loading: float, demand_on: bool
+    loading: float, demand_on: bool, family: str
 ) -> None:
     """P(default within 12 months) = annual PD when the months are independent (rho 0,
-    or the demand factor switched off): monthly PD = 1 - (1 - annual)^(1/12) exactly."""
+    or the demand factor switched off): monthly PD = 1 - (1 - annual)^(1/12) exactly.
+    Student-t: the latent variable is t_nu each month and the threshold t_nu^-1(p_m)."""
     book = demand_book(
         [on_time_site("s1", 1)],
         [{"id": "c1", "annual_pd": 0.04, "demand_loading": loading}],
@@ -86,7 +89,8 @@ def test_one_customer_defaults_within_a_year_with_its_annual_pd(
     )
     n = 200_000
     markets = MarketsConfig(demand=DemandConfig(enabled=demand_on))
-    table = run(book, settings(n, 12, markets=markets))["contracts"]
+    custom = CustomersConfig(family=family)
+    table = run(book, settings(n, 12, markets=markets, customers=custom))["contracts"]
     p = table["p_customer_default"][0]
     assert_within(p, 0.04, math.sqrt(0.04 * 0.96 / n), "P(default within 12 months)")
 
