@@ -282,22 +282,6 @@ def uniforms_lanes(states: np.ndarray, row0: int, out: np.ndarray) -> None:
     out : numpy.ndarray
         ``float64[lanes]`` written with the uniforms on (0, 1).
     """
-    for lane in range(out.shape[0]):
-        k = row0 + lane
-        s0 = states[0, k]
-        s1 = states[1, k]
-        s2 = states[2, k]
-        s3 = states[3, k]
-        result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
-        t = s1 << np.uint64(17)
-        s2 ^= s0
-        s3 ^= s1
-        s1 ^= s2
-        s0 ^= s3
-        s2 ^= t
-        s3 = _rotl(s3, 45)
-        states[0, k] = s0
-        states[1, k] = s1
-        states[2, k] = s2
-        states[3, k] = s3
-        out[lane] = (float(np.int64(result >> np.uint64(11))) + 0.5) * _TWO_POW_M53
+    for lane in range(out.shape[0]):  # next_u64 inlined: LLVM vectorises the loop
+        bits = next_u64(states, row0 + lane)
+        out[lane] = (float(np.int64(bits >> np.uint64(11))) + 0.5) * _TWO_POW_M53
