@@ -30,9 +30,9 @@ class CustomersConfig:
     Attributes
     ----------
     enabled : bool
-        False: no customer defaults, terminations or non-renewals (every
-        contract is served as delivered and renewed when its renewal says so
-        at par); delivery delays still move revenue.
+        False: no customer defaults and no terminations; renewals happen with
+        their probability at par (the market rent does not matter); delivery
+        delays still move revenue.
     family : str
         Copula of the customers' latent credit variables: ``gaussian`` (one
         factor, the AI-demand factor) or ``student_t`` (the same, scaled each

@@ -24,6 +24,8 @@ import polars as pl
 
 from engine.config import Settings
 from engine.demand_arrays import DemandArrays, lower_demand, monthly_rate
+from engine.errors import InputError
+from engine.kernels.contract_records import LOST_SHARES
 from engine.kernels.contracts import (
     N_CONTRACT_SUMS,
     S_DEFAULTED,
@@ -49,7 +51,6 @@ QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
 CONTRACT_BINS = 1024
 REVENUE_BINS = 256
 SHARE_BINS = 200
-LOST_SHARES = (0.25, 0.5, 0.75)
 
 
 def quantiles_from_linear_histogram(counts: np.ndarray, top: np.ndarray, q: float) -> np.ndarray:
@@ -101,7 +102,7 @@ class DemandStats:
     conc_sums: np.ndarray
     conc_hist: np.ndarray
     cust_sums: np.ndarray
-    lost_hist: np.ndarray
+    lost_counts: np.ndarray
 
     @classmethod
     def create(cls, book: Book, settings: Settings) -> DemandStats:
@@ -109,8 +110,20 @@ class DemandStats:
         horizon = settings.run.horizon_months
         n_ctr, n_cust, n_ops = len(book.contracts), len(book.customers), len(book.operators)
         width = horizon + 1
+        arrays = lower_demand(book, settings)
+        # whole-dollar int64 sums over paths: a path adds at most about twice the
+        # book's contracted revenue over the horizon (re-letting above the price aside)
+        biggest = 2.0 * float(arrays.caps[:n_ctr].sum()) if n_ctr else 1.0
+        limit = int(2.0**62 / max(biggest, 1.0))
+        if settings.run.n_paths > limit:
+            raise InputError(
+                "command line",
+                "run.n_paths",
+                settings.run.n_paths,
+                f"at most {limit:,} paths for this book (exact whole-dollar revenue sums)",
+            )
         return cls(
-            arrays=lower_demand(book, settings),
+            arrays=arrays,
             n_paths=settings.run.n_paths,
             horizon=horizon,
             seed=settings.run.seed,
@@ -120,8 +133,8 @@ class DemandStats:
             rev_hist=np.zeros((n_ops + 1, 2, width, REVENUE_BINS), dtype=np.int64),
             conc_sums=np.zeros((n_ops, 4, width), dtype=np.int64),
             conc_hist=np.zeros((n_ops, 2, width, SHARE_BINS), dtype=np.int64),
-            cust_sums=np.zeros(n_cust, dtype=np.int64),
-            lost_hist=np.zeros((n_ops + 1, SHARE_BINS), dtype=np.int64),
+            cust_sums=np.zeros((n_cust, n_ops), dtype=np.int64),
+            lost_counts=np.zeros((n_ops + 1, len(LOST_SHARES)), dtype=np.int64),
         )
 
     def add(
@@ -156,7 +169,7 @@ class DemandStats:
             self.conc_sums,
             self.conc_hist,
             self.cust_sums,
-            self.lost_hist,
+            self.lost_counts,
         )
 
     def contracts(self, book: Book) -> pl.DataFrame:
@@ -175,7 +188,9 @@ class DemandStats:
             for g, ct in zip(gpus, book.contracts, strict=True)
         ]
         mean = s[:, S_REVENUE] / n
-        var = np.maximum(s[:, S_REVENUE_SQ] * 1e12 / n - mean**2, 0.0)
+        unit = np.where(caps > 0, caps * 1e-5, 1.0)  # S_REVENUE_SQ: (revenue - planned)^2
+        deviation = mean - self.arrays.planned_value
+        var = np.maximum(s[:, S_REVENUE_SQ] * unit**2 / n - deviation**2, 0.0)
         data: dict[str, object] = {
             "contract": [c.id for c in book.contracts],
             "customer": [c.customer for c in book.contracts],
@@ -277,27 +292,38 @@ class DemandStats:
         )
 
     def customer_risk(self, book: Book) -> pl.DataFrame:
-        """Per customer: expected revenue (what its loss would put at risk) and its share."""
+        """Per customer and operator it buys from: revenue at risk if it is lost.
+
+        That is its expected revenue over the horizon (before re-letting) and its
+        share of the operator's.
+        """
         n = self.n_paths
         sites = {x.id: x for x in book.sites}
-        op_of = {c.customer: sites[c.sites[0]].operator for c in book.contracts}
-        by_op: dict[str, float] = {}
-        for k, c in enumerate(book.customers):
-            op = op_of.get(c.id, "")
-            by_op[op] = by_op.get(op, 0.0) + self.cust_sums[k] / n
-        rows = {
-            "customer": [c.id for c in book.customers],
-            "operator": [op_of.get(c.id, "") for c in book.customers],
-            "annual_pd": [c.annual_pd for c in book.customers],
-            "demand_loading": [c.demand_loading for c in book.customers],
-            "revenue_at_risk_usd": self.cust_sums / n,
-            "share_of_operator_revenue": [
-                (self.cust_sums[k] / n) / by_op[op_of.get(c.id, "")]
-                if by_op.get(op_of.get(c.id, ""), 0.0) > 0
-                else 0.0
-                for k, c in enumerate(book.customers)
-            ],
+        ops = [o.id for o in book.operators]
+        pairs = {(c.customer, sites[c.sites[0]].operator) for c in book.contracts}
+        by_op = self.cust_sums.sum(axis=0) / n
+        rows: dict[str, list[object]] = {
+            k: []
+            for k in (
+                "customer",
+                "operator",
+                "annual_pd",
+                "demand_loading",
+                "revenue_at_risk_usd",
+                "share_of_operator_revenue",
+            )
         }
+        for k, c in enumerate(book.customers):
+            for o, op in enumerate(ops):
+                if (c.id, op) not in pairs:
+                    continue
+                value = self.cust_sums[k, o] / n
+                rows["customer"].append(c.id)
+                rows["operator"].append(op)
+                rows["annual_pd"].append(c.annual_pd)
+                rows["demand_loading"].append(c.demand_loading)
+                rows["revenue_at_risk_usd"].append(value)
+                rows["share_of_operator_revenue"].append(value / by_op[o] if by_op[o] > 0 else 0.0)
         return pl.DataFrame(rows).with_columns(pl.selectors.numeric().cast(pl.Float64))
 
     def revenue_risk(self, book: Book) -> pl.DataFrame:
@@ -311,9 +337,8 @@ class DemandStats:
             "planned_revenue_usd": planned,
             "revenue_mean_usd": self.rev_sums[:, 0, 1:].sum(axis=1) / n,
         }
-        for share in LOST_SHARES:
-            cut = round(share * SHARE_BINS)
-            count = self.lost_hist[:, cut:].sum(axis=1)
+        for j, share in enumerate(LOST_SHARES):
+            count = self.lost_counts[:, j]
             key = f"p_lose_more_than_{int(share * 100)}pct"
             data[key] = count / n
             data[f"{key}_se"] = _binomial_se(count, n)

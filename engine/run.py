@@ -133,7 +133,7 @@ def _markets_and_demand(
 
     The demand side needs each path's AI-demand factor and rents by month; they
     are kept for ``DEMAND_SUBCHUNK`` paths at a time in one reused buffer (float64,
-    about 1 kB per path, month series and generation: 127 MB for the default book),
+    1 + G series of T + 1 months per path: 127 MB for the default book),
     which bounds memory; the statistics do not depend on it.
     """
     n_gens = markets.arrays.gpu.shape[0]

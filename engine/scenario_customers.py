@@ -140,7 +140,7 @@ def parse_customer(r: Reader) -> Customer:
         raise r.error(
             "annual_pd",
             r.raw("annual_pd"),
-            "exactly one of annual_pd (a probability in [0, 1)) or rating "
+            "exactly one of annual_pd (a probability in [0, 0.999]) or rating "
             f"({', '.join(RATING_ANNUAL_PD)})",
         )
     rating = ""

@@ -20,6 +20,11 @@ TABLES = {
     "site_energization.parquet",
     "market_by_month.parquet",
     "site_costs.parquet",
+    "contracts.parquet",
+    "revenue_by_month.parquet",
+    "concentration.parquet",
+    "customer_risk.parquet",
+    "revenue_risk.parquet",
     "manifest.json",
 }
 

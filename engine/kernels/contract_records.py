@@ -17,11 +17,19 @@ from numba import njit
 from engine.kernels.factors import chi_square
 from engine.rng import next_normal
 
-__all__ = ["concentration", "default_months", "scatter_group", "scope_revenue"]
+__all__ = [
+    "LOST_SHARES",
+    "concentration",
+    "default_months",
+    "scatter_group",
+    "scope_revenue",
+]
 
 K_THRESHOLD, K_SQRT_RHO, K_RHO, K_RECOVERY = 0, 1, 2, 3
 D_ENABLED, D_STUDENT, D_NU, D_RELET, D_PHI, D_DEMAND_ON = range(6)
 NEVER_MONTH = 1 << 30
+#: Shares of the planned revenue whose loss is counted (revenue_risk).
+LOST_SHARES = (0.25, 0.5, 0.75)
 
 
 @njit(cache=True)
@@ -94,15 +102,14 @@ def scope_revenue(
     rev_bins: np.ndarray,
     lane: int,
     n_bins: int,
-    lost_hist: np.ndarray,
+    lost_counts: np.ndarray,
 ) -> None:
     """Add each scope's revenue by month (with and without re-letting) and lost share.
 
-    Scopes are the total, then each operator; the lost share is 1 - realised /
-    planned revenue over the horizon.
+    Scopes are the total, then each operator; ``lost_counts[b, s, j]`` counts the
+    paths whose revenue over the horizon is below (1 - LOST_SHARES[j]) x planned.
     """
     horizon = rev_sums.shape[3] - 1
-    n_lbins = lost_hist.shape[2]
     for s in range(n_ops + 1):
         cap = caps[n_ctr + s]
         scale = n_bins / cap if cap > 0.0 else 0.0
@@ -116,8 +123,9 @@ def scope_revenue(
                 rev_sums[b, s, v, t] += np.int64(value + 0.5)
                 rev_bins[lane, s, v, t] = min(max(int(value * scale), 0), n_bins - 1)
         planned = caps[n_ctr + n_ops + 1 + s]
-        lost = 1.0 - realised / planned if planned > 0.0 else 0.0
-        lost_hist[b, s, min(max(int(lost * n_lbins), 0), n_lbins - 1)] += 1
+        for j in range(len(LOST_SHARES)):
+            if realised < (1.0 - LOST_SHARES[j]) * planned:
+                lost_counts[b, s, j] += 1
 
 
 @njit(cache=True, inline="always")
@@ -136,8 +144,10 @@ def concentration(
     """HHI, 1/HHI and top-1 share of each operator's backlog by month.
 
     Backlog of customer k at month t: sum over its contracts still live at t
-    (t before the first month without service) of GPUs x rate x months of
-    service left (from the later of t and first delivery to the end).
+    (before a termination decision, a default or the end of service) of
+    contracted GPUs x rate x months of service left (from the later of t and
+    first delivery to the end of the original term, or of the renewal once it
+    has been decided).
     """
     n_ctr = contracts.shape[0]
     n_cust = default_month.shape[0]
@@ -157,7 +167,9 @@ def concentration(
             for c in range(n_ctr):
                 if iwork[c, 3] != o or t >= iwork[c, 2]:
                     continue
-                left = iwork[c, 1] - max(t, iwork[c, 0]) + 1
+                # the renewal months count once decided, after the original term
+                end = iwork[c, 5] if t <= iwork[c, 5] else iwork[c, 1]
+                left = end - max(t, iwork[c, 0]) + 1
                 if left > 0:
                     value = work[c, horizon + 1] * left
                     backlog[iwork[c, 4]] += value

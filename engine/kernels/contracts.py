@@ -1,7 +1,8 @@
 """The demand side of one path: customer defaults, contract revenue, concentration.
 
-Called by the market kernel for each path once its months are simulated, with
-the path's AI-demand factor and GPU rents by month and its energization months.
+Run by the chunk hook of engine/run.py after the market kernel, on each path's
+AI-demand factor and GPU rents by month (written by the market kernel) and its
+energization months.
 Order of events (docs/model.md §9.1), the same on every path:
 
 1. Each customer's default month: the first month t with
@@ -21,6 +22,8 @@ Every statistic is an integer (counts, whole dollars, fixed-point shares).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, prange
@@ -91,6 +94,12 @@ N_CONTRACT_SUMS = 13
 GROUP = 64
 
 
+@njit(cache=True, inline="always")
+def _whole(x: float) -> np.int64:
+    """Nearest integer (half up), also for negative values."""
+    return np.int64(math.floor(x + 0.5))
+
+
 @njit(cache=True)
 def contract_path(
     b: int,
@@ -118,7 +127,7 @@ def contract_path(
     conc_sums: np.ndarray,
     conc_hist: np.ndarray,
     cust_sums: np.ndarray,
-    lost_hist: np.ndarray,
+    lost_counts: np.ndarray,
     rev_bins: np.ndarray,
     conc_bins: np.ndarray,
     lane: int,
@@ -141,8 +150,9 @@ def contract_path(
     work, iwork : numpy.ndarray
         Scratch: ``float64[3 C + 2 (O + 1) + K, T + 2]`` (GPUs in service,
         revenue, re-let revenue by contract and month; revenue by scope; backlog
-        by customer) and ``int64[C + K, 5]`` (per contract: first month of service,
-        last, first month without service, operator, customer).
+        by customer) and ``int64[C + K, 6]`` (per contract: first month of service,
+        last, first month out of the backlog, operator, customer, end of the
+        original term).
     customers, contracts, phase_start, phase_index, phase_gpus, dsc, streams, caps
         Lowered demand side (:mod:`engine.demand_arrays`). ``caps``: each
         contract's largest revenue over the horizon, each scope's (total, then
@@ -151,7 +161,7 @@ def contract_path(
     planned_value : numpy.ndarray
         ``float64[C]`` each contract's revenue within the horizon with every
         phase energized at its planned month, $.
-    ct_sums, ct_hist, rev_sums, rev_hist, conc_sums, conc_hist, cust_sums, lost_hist
+    ct_sums, ct_hist, rev_sums, rev_hist, conc_sums, conc_hist, cust_sums, lost_counts
         Block partial statistics (:class:`engine.demand_stats.DemandStats`).
     rev_bins, conc_bins, lane : numpy.ndarray, numpy.ndarray, int
         The path's histogram bins of revenue by scope and month, and of HHI and
@@ -203,13 +213,15 @@ def contract_path(
         deliver = max(start, first)
         decision = start + grace + 1
         terminated = False
+        tau = default_month[k]
         if beyond > 0:
             ct_sums[b, c, S_LATE] += 1
-            if enabled and decision <= horizon and u_term < contracts[c, C_Q_TERM]:
+            # a customer that defaulted before the grace period ended cannot terminate
+            alive = tau > decision
+            if enabled and alive and decision <= horizon and u_term < contracts[c, C_Q_TERM]:
                 terminated = True
                 ct_sums[b, c, S_TERMINATED] += 1
         term_end = deliver + term - 1
-        tau = default_month[k]
         if tau <= horizon:
             ct_sums[b, c, S_DEFAULTED] += 1
         renewed = False
@@ -224,10 +236,11 @@ def contract_path(
         end = term_end + (renew_term if renewed else 0)
         stop = deliver if terminated else min(end + 1, tau)  # first month without service
         freed = decision if terminated else stop  # first month re-let
-        iwork[c, 0], iwork[c, 1], iwork[c, 2] = deliver, end, stop
-        iwork[c, 3], iwork[c, 4] = op, k
-        discount = contracts[c, C_DISCOUNT] if beyond > 0 else 0.0
-        revenue, relet = work[n_ctr + c], work[2 * n_ctr + c]
+        # backlog: live until the termination decision or the stop; the renewal
+        # counts only once decided (after the original term)
+        iwork[c, 0], iwork[c, 1], iwork[c, 2] = deliver, end, freed
+        iwork[c, 3], iwork[c, 4], iwork[c, 5] = op, k, term_end
+        discount = contracts[c, C_DISCOUNT] if beyond > 0 and not terminated else 0.0
         total, relet_total = 0.0, 0.0
         would_term, after_default, nonrenewal = 0.0, 0.0, 0.0
         for t in range(1, horizon + 1):
@@ -244,35 +257,36 @@ def contract_path(
                     after_default += v
             elif may_renew and not renewed and term_end < t <= term_end + renew_term:
                 nonrenewal += v
-            revenue[t] = earned
             total += earned
             r = gpus[t] * HOURS_PER_MONTH * rent[g, t] * relet_u if t >= freed else 0.0
-            relet[t] = r
             relet_total += r
             work[scope_row, t] += earned
             work[scope_row + 1, t] += earned + r
             work[scope_row + 2 * (1 + op), t] += earned
             work[scope_row + 2 * (1 + op) + 1, t] += earned + r
+        ct_sums[b, c, S_LOST_LATE] += _whole(planned_value[c] - would_term)
         if terminated:
-            ct_sums[b, c, S_LOST_TERMINATION] += np.int64(would_term + 0.5)
+            ct_sums[b, c, S_LOST_TERMINATION] += _whole(would_term)
             value = gpus_total * rate * term
-            ct_sums[b, c, S_REFUND] += np.int64(contracts[c, C_PREPAY] * value + 0.5)
-        else:
-            ct_sums[b, c, S_LOST_LATE] += np.int64(planned_value[c] - would_term + 0.5)
+            ct_sums[b, c, S_REFUND] += _whole(contracts[c, C_PREPAY] * value)
         if tau <= horizon and not terminated and tau <= end:
-            remaining = end - max(tau, deliver) + 1
-            recovery = customers[k, K_RECOVERY] * gpus_total * HOURS_PER_MONTH * price * top
-            recovery *= max(remaining, 0)
-            ct_sums[b, c, S_LOST_DEFAULT] += np.int64(after_default - recovery + 0.5)
-            ct_sums[b, c, S_RECOVERY] += np.int64(recovery + 0.5)
-        ct_sums[b, c, S_LOST_NONRENEWAL] += np.int64(nonrenewal + 0.5)
-        ct_sums[b, c, S_REVENUE] += np.int64(total + 0.5)
-        ct_sums[b, c, S_REVENUE_SQ] += np.int64((total * 1e-6) ** 2 + 0.5)
-        ct_sums[b, c, S_RELET] += np.int64(relet_total + 0.5)
+            per_month = customers[k, K_RECOVERY] * gpus_total * HOURS_PER_MONTH * price * top
+            first_lost = max(tau, deliver)
+            recovery = per_month * max(end - first_lost + 1, 0)
+            # the loss within the horizon is net of the recovery for those months only
+            within = per_month * max(min(end, horizon) - first_lost + 1, 0)
+            ct_sums[b, c, S_LOST_DEFAULT] += _whole(after_default - within)
+            ct_sums[b, c, S_RECOVERY] += _whole(recovery)
+        ct_sums[b, c, S_LOST_NONRENEWAL] += _whole(nonrenewal)
+        ct_sums[b, c, S_REVENUE] += _whole(total)
+        # squared deviation from the planned revenue, in units of (cap x 1e-5)^2
+        unit = caps[c] * 1e-5 if caps[c] > 0.0 else 1.0
+        ct_sums[b, c, S_REVENUE_SQ] += _whole(((total - planned_value[c]) / unit) ** 2)
+        ct_sums[b, c, S_RELET] += _whole(relet_total)
         n_bins = ct_hist.shape[2]
         x = total / caps[c] * n_bins if caps[c] > 0.0 else 0.0
         ct_hist[b, c, min(max(int(x), 0), n_bins - 1)] += 1
-        cust_sums[b, k] += np.int64(total + 0.5)
+        cust_sums[b, k, op] += _whole(total)
     scope_revenue(
         b,
         work,
@@ -284,7 +298,7 @@ def contract_path(
         rev_bins,
         lane,
         rev_hist.shape[4],
-        lost_hist,
+        lost_counts,
     )
     concentration(
         b,
@@ -323,7 +337,7 @@ def contract_statistics(
     conc_sums: np.ndarray,
     conc_hist: np.ndarray,
     cust_sums: np.ndarray,
-    lost_hist: np.ndarray,
+    lost_counts: np.ndarray,
 ) -> None:
     """Add the demand-side statistics of paths ``path0 .. path0 + n - 1``.
 
@@ -340,7 +354,7 @@ def contract_statistics(
         Lowered demand side (:class:`engine.demand_arrays.DemandArrays`).
     n_blocks : int
         Independent partial results (any value: the same statistics).
-    ct_sums ... lost_hist
+    ct_sums ... lost_counts
         Statistics (:class:`engine.demand_stats.DemandStats`), accumulated.
     """
     n_paths = energization.shape[0]
@@ -351,7 +365,7 @@ def contract_statistics(
     b_conc_sums = np.zeros((n_blocks,) + conc_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
     b_conc_hist = np.zeros((n_blocks,) + conc_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
     b_cust_sums = np.zeros((n_blocks,) + cust_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
-    b_lost_hist = np.zeros((n_blocks,) + lost_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_lost_counts = np.zeros((n_blocks,) + lost_counts.shape, dtype=np.int64)  # noqa: RUF005 (numba)
     per_block = (n_paths + n_blocks - 1) // n_blocks
     for b in prange(n_blocks):
         # the block's work runs in a plain function: numba's parfor pass mishandled
@@ -380,7 +394,7 @@ def contract_statistics(
             b_conc_sums,
             b_conc_hist,
             b_cust_sums,
-            b_lost_hist,
+            b_lost_counts,
         )
     for b in range(n_blocks):
         ct_sums += b_ct_sums[b]
@@ -390,7 +404,7 @@ def contract_statistics(
         conc_sums += b_conc_sums[b]
         conc_hist += b_conc_hist[b]
         cust_sums += b_cust_sums[b]
-        lost_hist += b_lost_hist[b]
+        lost_counts += b_lost_counts[b]
 
 
 @njit(cache=True)
@@ -418,7 +432,7 @@ def _block(
     b_conc_sums: np.ndarray,
     b_conc_hist: np.ndarray,
     b_cust_sums: np.ndarray,
-    b_lost_hist: np.ndarray,
+    b_lost_counts: np.ndarray,
 ) -> None:
     """Paths ``first .. last - 1`` of a chunk into block ``b``'s partial statistics."""
     horizon = factor_paths.shape[2] - 1
@@ -427,7 +441,7 @@ def _block(
     n_ops = b_conc_sums.shape[1]
     rng = np.zeros((4, streams.shape[0]), dtype=np.uint64)
     work = np.zeros((3 * n_ctr + 2 * (n_ops + 1) + n_cust, horizon + 2))
-    iwork = np.zeros((n_ctr + n_cust, 5), dtype=np.int64)
+    iwork = np.zeros((n_ctr + n_cust, 6), dtype=np.int64)
     months = np.empty(n_phases, dtype=np.int64)
     rev_bins = np.zeros((GROUP, n_ops + 1, 2, horizon + 1), dtype=np.int32)
     conc_bins = np.zeros((GROUP, n_ops, 2, horizon + 1), dtype=np.int32)
@@ -463,7 +477,7 @@ def _block(
                 b_conc_sums,
                 b_conc_hist,
                 b_cust_sums,
-                b_lost_hist,
+                b_lost_counts,
                 rev_bins,
                 conc_bins,
                 lane,
