@@ -252,3 +252,108 @@ def test_demand_tables_do_not_depend_on_the_sub_chunk(monkeypatch: pytest.Monkey
     pieces = run(book, s)
     for name in ("contracts", "revenue_by_month", "concentration", "customer_risk", "revenue_risk"):
         assert_frame_equal(whole[name], pieces[name], check_exact=True)
+
+
+def _one_path(book: Book, months: list[int], demand: np.ndarray, rent: float) -> dict:
+    """Run the contract kernel on one path with given energization months, demand
+    factor and a constant rent; return the block's sums (for hand computations)."""
+    from engine.demand_arrays import lower_demand
+    from engine.kernels.contracts import N_CONTRACT_SUMS, contract_path
+
+    horizon = demand.shape[0] - 1
+    s = make_settings(10, horizon=horizon)
+    a = lower_demand(book, s)
+    n_ctr, n_cust, n_ops = len(book.contracts), len(book.customers), len(book.operators)
+    zeros = np.zeros
+    out = {
+        "ct": zeros((1, n_ctr, N_CONTRACT_SUMS), dtype=np.int64),
+        "rev": zeros((1, n_ops + 1, 2, horizon + 1), dtype=np.int64),
+    }
+    contract_path(
+        0,
+        np.uint64(1),
+        np.uint64(0),
+        np.array(months, dtype=np.int64),
+        demand,
+        np.full((len(book.gpu_generations), horizon + 1), rent),
+        zeros((4, a.streams.shape[0]), dtype=np.uint64),
+        zeros((3 * n_ctr + 2 * (n_ops + 1) + n_cust, horizon + 2)),
+        zeros((n_ctr + n_cust, 6), dtype=np.int64),
+        a.customers,
+        a.contracts,
+        a.phase_start,
+        a.phase_index,
+        a.phase_gpus,
+        a.dsc,
+        a.streams,
+        a.caps,
+        a.planned_value,
+        out["ct"],
+        zeros((1, n_ctr, 1024), dtype=np.int64),
+        out["rev"],
+        zeros((1, n_ops + 1, 2, horizon + 1, 256), dtype=np.int64),
+        zeros((1, n_ops, 4, horizon + 1), dtype=np.int64),
+        zeros((1, n_ops, 2, horizon + 1, 200), dtype=np.int64),
+        zeros((1, n_cust, n_ops), dtype=np.int64),
+        zeros((1, n_ops + 1, 3), dtype=np.int64),
+        zeros((64, n_ops + 1, 2, horizon + 1), dtype=np.int32),
+        zeros((64, n_ops, 2, horizon + 1), dtype=np.int32),
+        0,
+    )
+    return out
+
+
+def test_default_stops_revenue_recovers_and_relets_by_hand() -> None:
+    """A default forced in month 6 (demand factor -100 there): five months of revenue,
+    recovery 0.4 x the remaining take-or-pay value, re-letting at the rent from month 6."""
+    from engine.kernels.contracts import S_DEFAULTED, S_LOST_DEFAULT, S_RECOVERY, S_RELET, S_REVENUE
+
+    book = demand_book(
+        [on_time_site("s1", 1)],
+        [{"id": "c1", "annual_pd": 0.01, "demand_loading": 0.35, "default_recovery": 0.4}],
+        [contract("k1", "c1", ["s1"], term_months=24)],
+    )
+    demand = np.zeros(61)
+    demand[6] = -100.0
+    ct = _one_path(book, [1], demand, rent=2.5)["ct"][0, 0]
+    per_month = 4000 * HOURS * 2.0  # take-or-pay 1: the rate is the price
+    assert ct[S_DEFAULTED] == 1
+    assert ct[S_REVENUE] == round(5 * per_month)
+    assert ct[S_RECOVERY] == round(0.4 * per_month * 19)
+    assert ct[S_LOST_DEFAULT] == round(19 * per_month - 0.4 * per_month * 19)
+    assert ct[S_RELET] == round(55 * 4000 * HOURS * 2.5 * 0.7)
+
+
+def test_termination_refunds_the_prepayment_by_hand() -> None:
+    """Delivery 6 months late against grace 3, termination certain: no revenue, the whole
+    prepayment refunded, the term's revenue lost, capacity re-let from the decision month."""
+    from engine.kernels.contracts import (
+        S_LOST_TERMINATION,
+        S_REFUND,
+        S_RELET,
+        S_REVENUE,
+        S_TERMINATED,
+    )
+
+    book = demand_book(
+        [on_time_site("s1", 10)],
+        [{"id": "c1", "annual_pd": 0.0}],
+        [
+            contract(
+                "k1",
+                "c1",
+                ["s1"],
+                start_month=4,
+                grace_months=3,
+                termination_probability=1.0,
+                prepayment_share=0.2,
+                term_months=24,
+            )
+        ],
+    )
+    ct = _one_path(book, [10], np.zeros(61), rent=2.5)["ct"][0, 0]
+    per_month = 4000 * HOURS * 2.0
+    assert ct[S_TERMINATED] == 1 and ct[S_REVENUE] == 0
+    assert ct[S_REFUND] == round(0.2 * per_month * 24)
+    assert ct[S_LOST_TERMINATION] == round(24 * per_month)  # months 10..33, undiscounted
+    assert ct[S_RELET] == round((60 - 10 + 1) * 4000 * HOURS * 2.5 * 0.7)  # energized at 10
