@@ -25,16 +25,20 @@ import os
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 from capacity import Stopwatch, _settings, wait_for_idle
+
+if TYPE_CHECKING:  # engine modules import numba: only after NUMBA_CACHE_DIR is set
+    from engine.scenario import Book
 
 SCENARIO = "reference"
 HORIZON = 120
 TARGET_FLOOR = 3.0
 
 
-def demand_draws(book: object, horizon: int) -> tuple[np.ndarray, np.ndarray, int]:
+def demand_draws(book: Book, horizon: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Stream ids, normals per customer stream (expected months alive) and uniforms.
 
     A customer draws one normal a month until it defaults: the expected number of
@@ -43,8 +47,7 @@ def demand_draws(book: object, horizon: int) -> tuple[np.ndarray, np.ndarray, in
     """
     from engine.rng import stream_id
 
-    customers = book.customers  # type: ignore[attr-defined]
-    contracts = book.contracts  # type: ignore[attr-defined]
+    customers, contracts = book.customers, book.contracts
     streams = [stream_id("customer", c.id) for c in customers]
     streams += [stream_id("contract", c.id) for c in contracts]
     normals = [round(sum((1.0 - c.monthly_pd) ** t for t in range(horizon))) for c in customers]

@@ -23,6 +23,7 @@ from engine.kernels.contracts import (
     C_PREPAY,
     C_PRICE,
     C_Q_TERM,
+    C_RATE,
     C_RENEW_P,
     C_RENEW_S,
     C_RENEW_TERM,
@@ -157,11 +158,12 @@ def lower_demand(book: Book, settings: Settings) -> DemandArrays:
         for name in ct.sites:
             for p, phase in zip(numbers[name], sites[name].phases, strict=True):
                 index.append(p)
-                take.append(ct.share * phase.gpus)
                 months.append(phase.planned_month)
                 gpus.append(ct.share * phase.gpus)
+        take += gpus
         starts.append(len(index))
         rate = monthly_rate(ct.price_usd_per_gpu_hour, ct.take_or_pay_share, ct.utilisation)
+        row[C_RATE] = rate
         total_gpus = sum(gpus)
         caps_contract.append(total_gpus * rate * horizon)
         plan = planned_revenue(ct.start_month, ct.term_months, rate, months, gpus, horizon)

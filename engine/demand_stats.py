@@ -23,10 +23,12 @@ import numpy as np
 import polars as pl
 
 from engine.config import Settings
-from engine.demand_arrays import DemandArrays, lower_demand, monthly_rate
+from engine.demand_arrays import DemandArrays, lower_demand
 from engine.errors import InputError
 from engine.kernels.contract_records import LOST_SHARES
 from engine.kernels.contracts import (
+    C_RATE,
+    C_TERM,
     N_CONTRACT_SUMS,
     S_DEFAULTED,
     S_LATE,
@@ -177,16 +179,9 @@ class DemandStats:
         n, s = self.n_paths, self.ct_sums
         caps = self.arrays.caps[: len(book.contracts)]
         sites = {x.id: x for x in book.sites}
-        gpus = [
-            sum(ct.share * p.gpus for x in ct.sites for p in sites[x].phases)
-            for ct in book.contracts
-        ]
-        value = [
-            g
-            * monthly_rate(ct.price_usd_per_gpu_hour, ct.take_or_pay_share, ct.utilisation)
-            * ct.term_months
-            for g, ct in zip(gpus, book.contracts, strict=True)
-        ]
+        a = self.arrays
+        gpus = np.add.reduceat(a.phase_gpus, a.phase_start[:-1])  # every contract has a phase
+        value = gpus * a.contracts[:, C_RATE] * a.contracts[:, C_TERM]
         mean = s[:, S_REVENUE] / n
         unit = np.where(caps > 0, caps * 1e-5, 1.0)  # S_REVENUE_SQ: (revenue - planned)^2
         deviation = mean - self.arrays.planned_value
@@ -196,9 +191,9 @@ class DemandStats:
             "customer": [c.customer for c in book.contracts],
             "operator": [sites[c.sites[0]].operator for c in book.contracts],
             "sites": [",".join(c.sites) for c in book.contracts],
-            "gpus": np.array(gpus, dtype=np.float64),
+            "gpus": gpus,
             "price_usd_per_gpu_hour": [c.price_usd_per_gpu_hour for c in book.contracts],
-            "contracted_value_usd": np.array(value, dtype=np.float64),
+            "contracted_value_usd": value,
         }
         for name, col in (
             ("p_late_beyond_grace", S_LATE),

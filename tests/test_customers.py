@@ -256,51 +256,15 @@ def test_demand_tables_do_not_depend_on_the_sub_chunk(monkeypatch: pytest.Monkey
 
 def _one_path(book: Book, months: list[int], demand: np.ndarray, rent: float) -> dict:
     """Run the contract kernel on one path with given energization months, demand
-    factor and a constant rent; return the block's sums (for hand computations)."""
-    from engine.demand_arrays import lower_demand
-    from engine.kernels.contracts import N_CONTRACT_SUMS, contract_path
+    factor and a constant rent; return its sums (for hand computations)."""
+    from engine.demand_stats import DemandStats
 
     horizon = demand.shape[0] - 1
-    s = make_settings(10, horizon=horizon)
-    a = lower_demand(book, s)
-    n_ctr, n_cust, n_ops = len(book.contracts), len(book.customers), len(book.operators)
-    zeros = np.zeros
-    out = {
-        "ct": zeros((1, n_ctr, N_CONTRACT_SUMS), dtype=np.int64),
-        "rev": zeros((1, n_ops + 1, 2, horizon + 1), dtype=np.int64),
-    }
-    contract_path(
-        0,
-        np.uint64(1),
-        np.uint64(0),
-        np.array(months, dtype=np.int64),
-        demand,
-        np.full((len(book.gpu_generations), horizon + 1), rent),
-        zeros((4, a.streams.shape[0]), dtype=np.uint64),
-        zeros((3 * n_ctr + 2 * (n_ops + 1) + n_cust, horizon + 2)),
-        zeros((n_ctr + n_cust, 6), dtype=np.int64),
-        a.customers,
-        a.contracts,
-        a.phase_start,
-        a.phase_index,
-        a.phase_gpus,
-        a.dsc,
-        a.streams,
-        a.caps,
-        a.planned_value,
-        out["ct"],
-        zeros((1, n_ctr, 1024), dtype=np.int64),
-        out["rev"],
-        zeros((1, n_ops + 1, 2, horizon + 1, 256), dtype=np.int64),
-        zeros((1, n_ops, 4, horizon + 1), dtype=np.int64),
-        zeros((1, n_ops, 2, horizon + 1, 200), dtype=np.int64),
-        zeros((1, n_cust, n_ops), dtype=np.int64),
-        zeros((1, n_ops + 1, 3), dtype=np.int64),
-        zeros((64, n_ops + 1, 2, horizon + 1), dtype=np.int32),
-        zeros((64, n_ops, 2, horizon + 1), dtype=np.int32),
-        0,
-    )
-    return out
+    stats = DemandStats.create(book, make_settings(1, horizon=horizon))
+    factors = np.full((1, 1 + len(book.gpu_generations), horizon + 1), rent)
+    factors[0, 0] = demand
+    stats.add(np.array([months], dtype=np.float64), factors, 0, 1)
+    return {"ct": stats.ct_sums[None]}
 
 
 def test_default_stops_revenue_recovers_and_relets_by_hand() -> None:

@@ -70,8 +70,9 @@ N_CUSTOMER_FIELDS = 4
     C_RENEW_P,
     C_RENEW_S,
     C_RENEW_TERM,
-) = range(15)
-N_CONTRACT_FIELDS = 15
+    C_RATE,
+) = range(16)
+N_CONTRACT_FIELDS = 16
 # demand scalars: D_* (contract_records)
 # per-contract sums (counts, or whole $)
 (
@@ -148,11 +149,12 @@ def contract_path(
     rng : numpy.ndarray
         ``uint64[4, K + C + 1]`` generator states.
     work, iwork : numpy.ndarray
-        Scratch: ``float64[3 C + 2 (O + 1) + K, T + 2]`` (GPUs in service,
-        revenue, re-let revenue by contract and month; revenue by scope; backlog
-        by customer) and ``int64[C + K, 6]`` (per contract: first month of service,
-        last, first month out of the backlog, operator, customer, end of the
-        original term).
+        Scratch: ``float64[C + 2 (O + 1) + K, T + 2]`` (GPUs in service by
+        contract and month, and in column T + 1 the contract's value per month at
+        full delivery; revenue by scope and month; backlog by customer) and
+        ``int64[C + K, 6]`` (per contract: first month of service, last, first
+        month out of the backlog, operator, customer, end of the original term;
+        per customer: default month).
     customers, contracts, phase_start, phase_index, phase_gpus, dsc, streams, caps
         Lowered demand side (:mod:`engine.demand_arrays`). ``caps``: each
         contract's largest revenue over the horizon, each scope's (total, then
@@ -182,7 +184,7 @@ def contract_path(
     if enabled:
         default_months(rng, n_cust + n_ctr, demand, customers, dsc, default_month)
     # 2.-3. contracts
-    scope_row = 3 * n_ctr
+    scope_row = n_ctr
     work[scope_row : scope_row + 2 * (n_ops + 1), :] = 0.0
     for c in range(n_ctr):
         u_term = next_uniform(rng, n_cust + c)
@@ -190,8 +192,7 @@ def contract_path(
         k = int(contracts[c, C_CUSTOMER])
         g = int(contracts[c, C_GENERATION])
         op = int(contracts[c, C_OPERATOR])
-        price, top, util = contracts[c, C_PRICE], contracts[c, C_TOP], contracts[c, C_UTIL]
-        rate = HOURS_PER_MONTH * price * (top + (1.0 - top) * util)  # $ per GPU-month
+        price, top, rate = contracts[c, C_PRICE], contracts[c, C_TOP], contracts[c, C_RATE]
         start, term = int(contracts[c, C_START]), int(contracts[c, C_TERM])
         grace = int(contracts[c, C_GRACE])
         renew_term = int(contracts[c, C_RENEW_TERM])
@@ -440,7 +441,7 @@ def _block(
     n_cust, n_ctr = customers.shape[0], contracts.shape[0]
     n_ops = b_conc_sums.shape[1]
     rng = np.zeros((4, streams.shape[0]), dtype=np.uint64)
-    work = np.zeros((3 * n_ctr + 2 * (n_ops + 1) + n_cust, horizon + 2))
+    work = np.zeros((n_ctr + 2 * (n_ops + 1) + n_cust, horizon + 2))
     iwork = np.zeros((n_ctr + n_cust, 6), dtype=np.int64)
     months = np.empty(n_phases, dtype=np.int64)
     rev_bins = np.zeros((GROUP, n_ops + 1, 2, horizon + 1), dtype=np.int32)

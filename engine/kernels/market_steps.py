@@ -327,6 +327,7 @@ def resale_lanes(
     log_value: np.ndarray,
     value: np.ndarray,
     bits: np.ndarray,
+    pow2: np.ndarray,
 ) -> None:
     """Turn generation ``g``'s ln rent and rent (in place) into ln resale and resale ($/GPU).
 
@@ -348,4 +349,4 @@ def resale_lanes(
             log_value[lane] = (
                 base + elasticity * (log_value[lane] - trend) + (ln_step if after else 0.0)
             )
-        exp_lanes(log_value, value, bits, bits.view(np.float64))
+        exp_lanes(log_value, value, bits, pow2)

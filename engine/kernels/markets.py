@@ -466,6 +466,7 @@ def market_statistics(
                         log_v,
                         value,
                         bits,
+                        pow2,
                     )
                     row = report[2 * n_regions + 2 + 2 * g]
                     record_lanes(
