@@ -92,7 +92,8 @@ class Contract:
     sites : tuple of str
         Sites whose GPUs are taken (in service as each phase is energized).
     share : float
-        Share of those sites' GPUs taken, in (0, 1].
+        Share of those sites' GPUs taken, in (0, 1] (given, or from ``gpus`` or
+        ``mw`` taken).
     price_usd_per_gpu_hour : float
         Price, $/GPU-hr.
     start_month : int
@@ -172,6 +173,24 @@ def _renewal(r: Reader | None, term: int) -> Renewal:
     return renewal
 
 
+def _share(r: Reader, sites: list[Any]) -> float:
+    """Share of the sites' GPUs taken: ``share``, or ``gpus`` or ``mw`` (IT MW) taken."""
+    given = [key for key in ("share", "gpus", "mw") if r.has(key)]
+    if len(given) > 1:
+        raise r.error(given[1], r.raw(given[1]), f"only one of share, gpus, mw (also {given[0]})")
+    if not given or given[0] == "share":
+        return r.number("share", 1.0, lo=0.0, lo_open=True, hi=1.0)
+    if given[0] == "gpus":
+        total = float(sum(p.gpus for site in sites for p in site.phases))
+    else:
+        total = float(sum(site.it_mw for site in sites))
+    unit = "GPUs" if given[0] == "gpus" else "MW of IT load"
+    amount = r.number(
+        given[0], lo=0.0, lo_open=True, hi=total, allowed=f"{unit} in (0, {total:g}] (the sites')"
+    )
+    return amount / total
+
+
 def parse_contract(r: Reader, customers: dict[str, Any], sites: dict[str, Any]) -> Contract:
     """Read one entry of ``contracts`` (customer and sites must exist)."""
     ident = r.string("id", required=True)
@@ -191,7 +210,7 @@ def parse_contract(r: Reader, customers: dict[str, Any], sites: dict[str, Any]) 
         ident,
         customer,
         tuple(names),
-        r.number("share", 1.0, lo=0.0, lo_open=True, hi=1.0),
+        _share(r, [sites[n] for n in names]),
         r.number("price_usd_per_gpu_hour", required=True, lo=0.0, lo_open=True, hi=1000.0),
         r.integer("start_month", 1, lo=1, hi=1200),
         term,

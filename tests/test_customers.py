@@ -169,6 +169,19 @@ def test_no_risk_revenue_equals_the_hand_computation() -> None:
     np.testing.assert_allclose(means, expected, atol=1.0)
 
 
+@pytest.mark.parametrize("taken", [{"share": 0.5}, {"gpus": 2000}, {"mw": 5.0}])
+def test_gpus_or_mw_taken_are_a_share_of_the_sites(taken: dict[str, float]) -> None:
+    """Half of a 10 MW (4000 GPU) site, given as a share, GPUs or MW: half the revenue."""
+    book = demand_book(
+        [on_time_site("s1", 1)],
+        [{"id": "c1", "annual_pd": 0.0}],
+        [contract("k1", "c1", ["s1"], renewal={"probability_at_par": 0.0}) | taken],
+    )
+    assert book.contracts[0].share == 0.5
+    row = run(book, settings(100, 36))["contracts"].row(0, named=True)
+    assert row["revenue_mean_usd"] == pytest.approx(24 * 2000 * HOURS * 2.0, abs=1.0)
+
+
 @pytest.mark.parametrize(("grace", "rate"), [(5, 0.3), (6, 0.3)], ids=["beyond", "within"])
 def test_termination_only_beyond_the_grace_period_at_its_rate(grace: int, rate: float) -> None:
     """Delivery at month 10 against a start at 4 is 6 months late: with grace 5 the
@@ -234,6 +247,8 @@ def test_bad_demand_entries_name_the_key() -> None:
         ([{"id": "c1", "annual_pd": 0.01}], [contract("k1", "cX", ["s1"])], "customer"),
         ([{"id": "c1", "annual_pd": 0.01, "rating": "A"}], [], "annual_pd"),
         ([{"id": "c1", "rating": "AAA+"}], [], "rating"),
+        ([{"id": "c1", "annual_pd": 0.01}], [contract("k1", "c1", ["s1"], gpus=5000)], "gpus"),
+        ([{"id": "c1", "annual_pd": 0.01}], [contract("k1", "c1", ["s1"], share=1, mw=2)], "mw"),
     ]
     for customers, contracts, key in cases:
         with pytest.raises(InputError) as err:
