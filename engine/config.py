@@ -15,6 +15,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from engine.customer_config import CustomersConfig
+from engine.finance_config import FinanceConfig
 from engine.errors import InputError
 from engine.market_config import MarketsConfig
 
@@ -260,7 +261,7 @@ class Settings:
     ----------
     scenario : str
         Name of a book in ``scenarios/`` (without ``.yaml``) or a path to a YAML file.
-    run, paths, capacity, output, markets, customers
+    run, paths, capacity, output, markets, customers, finance
         The config groups.
     """
 
@@ -271,6 +272,7 @@ class Settings:
     output: OutputConfig = field(default_factory=OutputConfig)
     markets: MarketsConfig = field(default_factory=MarketsConfig)
     customers: CustomersConfig = field(default_factory=CustomersConfig)
+    finance: FinanceConfig = field(default_factory=FinanceConfig)
 
     def __post_init__(self) -> None:
         _check(
@@ -292,3 +294,4 @@ def register_schemas() -> None:
     cs.store(group="output", name="output_schema", node=OutputConfig)
     cs.store(group="markets", name="markets_schema", node=MarketsConfig)
     cs.store(group="customers", name="customers_schema", node=CustomersConfig)
+    cs.store(group="finance", name="finance_schema", node=FinanceConfig)

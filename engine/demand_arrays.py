@@ -58,7 +58,8 @@ class DemandArrays:
         ``float64[6]`` enabled, Student-t, nu, re-let utilisation, demand
         persistence phi, demand factor enabled.
     streams : numpy.ndarray
-        ``uint64[K + C + 1]`` customers', contracts' and the chi-square stream ids.
+        ``uint64[K + C + 1 + F]`` customers', contracts', the chi-square and the
+        debt facilities' stream ids.
     caps : numpy.ndarray
         ``float64[C + 2 (O + 1)]`` $: each contract's largest revenue over the
         horizon; each scope's (total, operators) largest monthly revenue; each
@@ -187,6 +188,7 @@ def lower_demand(book: Book, settings: Settings) -> DemandArrays:
     streams = [stream_id("customer", c.id) for c in book.customers]
     streams += [stream_id("contract", c.id) for c in book.contracts]
     streams.append(stream_id("customers", "chi_square"))
+    streams += [stream_id("facility", f.id) for f in book.facilities]  # refinancing draws
     return DemandArrays(
         customers=customers,
         contracts=contracts,

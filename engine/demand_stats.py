@@ -25,6 +25,7 @@ import polars as pl
 from engine.config import Settings
 from engine.demand_arrays import DemandArrays, lower_demand
 from engine.errors import InputError
+from engine.finance_stats import FinanceStats
 from engine.kernels.contract_records import LOST_SHARES
 from engine.kernels.contracts import (
     C_RATE,
@@ -105,6 +106,7 @@ class DemandStats:
     conc_hist: np.ndarray
     cust_sums: np.ndarray
     lost_counts: np.ndarray
+    finance: FinanceStats | None = None
 
     @classmethod
     def create(cls, book: Book, settings: Settings) -> DemandStats:
@@ -149,7 +151,8 @@ class DemandStats:
         energization : numpy.ndarray
             ``float64[n, P]`` the paths' energization times (months).
         factor_paths : numpy.ndarray
-            ``float64[n, 1 + G, T + 1]`` their AI-demand factor and rents.
+            ``float64[n, channels, T + 1]`` their AI-demand factor and rents
+            (and, with finance, the channels it needs: engine/kernels/finance.py).
         path0 : int
             Global id of the first path.
         n_blocks : int
@@ -157,12 +160,17 @@ class DemandStats:
         """
         a = self.arrays
         fields = [getattr(a, f.name) for f in dataclasses.fields(a)]
+        if self.finance is not None:
+            fin_in, fin_out = self.finance.inputs(), self.finance.outputs()
+        else:
+            fin_in, fin_out = FinanceStats.disabled()
         contract_statistics(
             np.uint64(self.seed),
             np.uint64(path0),
             energization,
             factor_paths,
             *fields,
+            fin_in,
             n_blocks,
             self.ct_sums,
             self.ct_hist,
@@ -172,6 +180,7 @@ class DemandStats:
             self.conc_hist,
             self.cust_sums,
             self.lost_counts,
+            fin_out,
         )
 
     def contracts(self, book: Book) -> pl.DataFrame:

@@ -197,6 +197,7 @@ class MarketStats:
             *fields,
             lay["site_region"],
             lay["site_pue"],
+            lay["site_operator"],
             lay["site_phase_start"],
             lay["site_phase_end"],
             lay["site_center"],
@@ -374,6 +375,9 @@ def _layout(book: Book, arrays: MarketArrays, settings: Settings) -> dict[str, n
     return {
         "site_region": np.array(site_region, dtype=np.int64),
         "site_pue": np.array(site_pue, dtype=np.float64),
+        "site_operator": np.array(
+            [operators[site.operator] for site in book.sites], dtype=np.int64
+        ),
         "site_phase_start": np.array(starts, dtype=np.int64),
         "site_phase_end": np.array(ends, dtype=np.int64),
         "site_center": np.array(centers, dtype=np.float64).reshape(-1, 2),

@@ -31,7 +31,15 @@ from engine.simulate import build_scopes
 
 __all__ = ["GROUPS", "expand_sweep", "parse_overrides", "to_settings", "validate_command_line"]
 
-GROUPS: tuple[str, ...] = ("run", "paths", "capacity", "output", "markets", "customers")
+GROUPS: tuple[str, ...] = (
+    "run",
+    "paths",
+    "capacity",
+    "output",
+    "markets",
+    "customers",
+    "finance",
+)
 _MAX_CHECKED_COMBINATIONS = 512
 
 

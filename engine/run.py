@@ -19,6 +19,7 @@ import polars as pl
 from engine import __version__
 from engine.config import Settings
 from engine.demand_stats import DemandStats
+from engine.finance_stats import FinanceStats
 from engine.market_stats import MarketStats
 from engine.resources import scenario_path
 from engine.results import command_line, git_commit, package_versions, write_run
@@ -52,7 +53,7 @@ class RunOutput:
 
 
 #: Paths whose factor paths are kept at once for the demand side (memory bound).
-DEMAND_SUBCHUNK = 32_768
+DEMAND_SUBCHUNK = 8_192
 
 
 def compute_tables(
@@ -80,7 +81,12 @@ def compute_tables(
     markets = MarketStats.create(
         book, settings, build_scopes(book, settings.output.max_histogram_bins)
     )
-    demand = DemandStats.create(book, settings) if book.contracts else None
+    finance_on = settings.finance.enabled and bool(book.contracts or book.facilities)
+    demand = DemandStats.create(book, settings) if book.contracts or finance_on else None
+    if demand is not None and finance_on:
+        demand.finance = FinanceStats.create(
+            book, settings, demand.arrays, markets.arrays.fire_sale_keep
+        )
     hook = markets.add if demand is None else _markets_and_demand(markets, demand)
     stats, scopes = simulate_capacity(
         book, settings, threads=threads, chunk_sizes=chunk_sizes, chunk_hooks=[hook]
@@ -104,12 +110,16 @@ def compute_tables(
         "market_by_month": markets.market_by_month(book),
         "site_costs": markets.site_costs(book),
     }
-    if demand is not None:
+    if demand is not None and book.contracts:
         tables["contracts"] = demand.contracts(book)
         tables["revenue_by_month"] = demand.revenue_by_month(book)
         tables["concentration"] = demand.concentration(book)
         tables["customer_risk"] = demand.customer_risk(book)
         tables["revenue_risk"] = demand.revenue_risk(book)
+    if demand is not None and demand.finance is not None:
+        tables["finance_by_month"] = demand.finance.finance_by_month(book)
+        tables["risk_summary"] = demand.finance.risk_summary(book)
+        tables["joint_confidence"] = demand.finance.joint_confidence(settings)
     if stats.kept_months is not None:
         tables["paths_energization"] = _paths_table(stats.kept_months, book)
     done = time.perf_counter()
@@ -131,19 +141,21 @@ def _markets_and_demand(
 ) -> Callable[[np.ndarray, int, int], None]:
     """Chunk hook: markets, then the demand side on their factor paths, by sub-chunks.
 
-    The demand side needs each path's AI-demand factor and rents by month; they
-    are kept for ``DEMAND_SUBCHUNK`` paths at a time in one reused buffer (float64,
-    1 + G series of T + 1 months per path: 127 MB for the default book),
-    which bounds memory; the statistics do not depend on it.
+    The demand side needs each path's AI-demand factor and rents by month, the
+    finance also resale values, energy cost and facility capex (1 + 2 G + 2 O
+    series); they are kept for ``DEMAND_SUBCHUNK`` paths at a time in one reused
+    buffer (float64, T + 1 months per series), which bounds memory; the
+    statistics do not depend on it.
     """
     n_gens = markets.arrays.gpu.shape[0]
-    buffer = np.empty((0, 1 + n_gens, markets.horizon + 1))
+    channels = 1 + n_gens if demand.finance is None else demand.finance.arrays.n_channels
+    buffer = np.empty((0, channels, markets.horizon + 1))
 
     def hook(energization: np.ndarray, path0: int, n_blocks: int) -> None:
         nonlocal buffer
         size = min(DEMAND_SUBCHUNK, energization.shape[0])
         if buffer.shape[0] < size:  # allocated once, reused: every month is overwritten
-            buffer = np.empty((size, 1 + n_gens, markets.horizon + 1))
+            buffer = np.empty((size, channels, markets.horizon + 1))
         for off in range(0, energization.shape[0], DEMAND_SUBCHUNK):
             part = energization[off : off + DEMAND_SUBCHUNK]
             paths = buffer[: part.shape[0]]

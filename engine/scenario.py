@@ -17,6 +17,14 @@ from engine.errors import InputError
 from engine.reader import Reader, load_yaml
 from engine.resources import scenario_path
 from engine.scenario_customers import Contract, Customer, parse_contract, parse_customer
+from engine.scenario_finance import (
+    BaseRate,
+    Facility,
+    OperatorFinance,
+    parse_base_rate,
+    parse_facility,
+    parse_operator_finance,
+)
 from engine.scenario_markets import Electricity, GpuMarket, parse_electricity, parse_gpu_market
 
 __all__ = [
@@ -137,10 +145,13 @@ class Operator:
         Identifier.
     name : str
         Display name.
+    finance : OperatorFinance
+        Starting cash, running costs and liquidity.
     """
 
     id: str
     name: str
+    finance: OperatorFinance = field(default_factory=OperatorFinance)
 
 
 @dataclass(frozen=True)
@@ -214,6 +225,10 @@ class Book:
         Entities in file order.
     customers, contracts : tuple
         The demand side (empty when the book has none), in file order.
+    base_rate : BaseRate
+        Floating base rate by month (floating-rate facilities).
+    facilities : tuple
+        Debt facilities (empty: no debt), in file order.
     """
 
     name: str
@@ -225,6 +240,8 @@ class Book:
     sites: tuple[Site, ...]
     customers: tuple[Customer, ...] = ()
     contracts: tuple[Contract, ...] = ()
+    base_rate: BaseRate = field(default_factory=BaseRate)
+    facilities: tuple[Facility, ...] = ()
 
 
 def _duration(r: Reader) -> Duration:
@@ -338,7 +355,7 @@ def parse_book(data: Any, source: str) -> Book:
         r = Reader(raw, source, key)
         ident = r.string("id", required=True)
         _unique("operator", key, source, ident, seen)
-        operators[ident] = Operator(ident, str(r.raw("name", ident)))
+        operators[ident] = Operator(ident, str(r.raw("name", ident)), parse_operator_finance(r))
         r.finish()
 
     sites: list[Site] = []
@@ -405,6 +422,8 @@ def parse_book(data: Any, source: str) -> Book:
         )
         r.finish()
     customers, contracts = _demand(top, source, {s.id: s for s in sites})
+    base_rate = parse_base_rate(top.child("base_rate"))
+    facilities = _facilities(top, source, operators, sites, generations)
     top.finish()
     return Book(
         name,
@@ -416,7 +435,40 @@ def parse_book(data: Any, source: str) -> Book:
         tuple(sites),
         customers,
         contracts,
+        base_rate,
+        facilities,
     )
+
+
+def _facilities(
+    top: Reader,
+    source: str,
+    operators: dict[str, Operator],
+    sites: list[Site],
+    generations: dict[str, GpuGeneration],
+) -> tuple[Facility, ...]:
+    """Read the debt facilities; a site secures at most one facility."""
+    by_id = {s.id: s for s in sites}
+    gpu_price = {
+        s.id: sum(p.gpus for p in s.phases) * generations[s.gpu_generation].market.new_price_usd
+        for s in sites
+    }
+    facilities: list[Facility] = []
+    pledged: dict[str, str] = {}
+    seen: set[str] = set()
+    for key, raw in top.sequence("facilities"):
+        r = Reader(raw, source, key)
+        facility = parse_facility(r, operators, by_id, gpu_price)
+        _unique("facility", key, source, facility.id, seen)
+        for name in facility.collateral_sites:
+            if name in pledged:
+                raise r.error(
+                    "collateral_sites", name, f"sites not already pledged (to {pledged[name]})"
+                )
+            pledged[name] = facility.id
+        facilities.append(facility)
+        r.finish()
+    return tuple(facilities)
 
 
 def _demand(

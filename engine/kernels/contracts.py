@@ -39,6 +39,9 @@ from engine.kernels.contract_records import (
     scatter_group,
     scope_revenue,
 )
+from engine.kernels.finance import finance_path, fw_rows
+from engine.kernels.finance_fields import FS_ENABLED, N_FAN
+from engine.kernels.finance_records import scatter_fans
 from engine.market_arrays import HOURS_PER_MONTH
 from engine.rng import next_uniform, seed_stream
 
@@ -93,6 +96,9 @@ N_CONTRACT_FIELDS = 16
 N_CONTRACT_SUMS = 13
 #: Paths whose histogram bins are added month by month together (cache locality).
 GROUP = 64
+#: Months from a customer's default to the recovery's payment (E: about a year in
+#: bankruptcy; docs/model.md §10.1).
+RECOVERY_LAG_MONTHS = 12
 
 
 @njit(cache=True, inline="always")
@@ -149,9 +155,11 @@ def contract_path(
     rng : numpy.ndarray
         ``uint64[4, K + C + 1]`` generator states.
     work, iwork : numpy.ndarray
-        Scratch: ``float64[C + 2 (O + 1) + K, T + 2]`` (GPUs in service by
+        Scratch: ``float64[C + 2 (O + 1) + K + O, T + 2]`` (GPUs in service by
         contract and month, and in column T + 1 the contract's value per month at
-        full delivery; revenue by scope and month; backlog by customer) and
+        full delivery; revenue by scope and month; backlog by customer; the
+        contracts' other cash by operator: prepayments received, credited and
+        refunded, recoveries) and
         ``int64[C + K, 6]`` (per contract: first month of service, last, first
         month out of the backlog, operator, customer, end of the original term;
         per customer: default month).
@@ -186,6 +194,8 @@ def contract_path(
     # 2.-3. contracts
     scope_row = n_ctr
     work[scope_row : scope_row + 2 * (n_ops + 1), :] = 0.0
+    cash_row = scope_row + 2 * (n_ops + 1) + n_cust
+    work[cash_row : cash_row + n_ops, :] = 0.0
     for c in range(n_ctr):
         u_term = next_uniform(rng, n_cust + c)
         u_renew = next_uniform(rng, n_cust + c)
@@ -242,6 +252,15 @@ def contract_path(
         iwork[c, 0], iwork[c, 1], iwork[c, 2] = deliver, end, freed
         iwork[c, 3], iwork[c, 4], iwork[c, 5] = op, k, term_end
         discount = contracts[c, C_DISCOUNT] if beyond > 0 and not terminated else 0.0
+        # contract cash besides revenue: the prepayment (month 1), credited
+        # against the invoices of service months, refunded on termination
+        prepay = contracts[c, C_PREPAY]
+        prepaid = prepay * gpus_total * rate * term
+        left = 0.0 if terminated else prepaid
+        cash = work[cash_row + op]
+        cash[1] += prepaid
+        if terminated and decision <= horizon:
+            cash[decision] -= prepaid
         total, relet_total = 0.0, 0.0
         would_term, after_default, nonrenewal = 0.0, 0.0, 0.0
         for t in range(1, horizon + 1):
@@ -259,6 +278,10 @@ def contract_path(
             elif may_renew and not renewed and term_end < t <= term_end + renew_term:
                 nonrenewal += v
             total += earned
+            if left > 0.0 and earned > 0.0:
+                credit = min(prepay * earned, left)
+                left -= credit
+                cash[t] -= credit
             r = gpus[t] * HOURS_PER_MONTH * rent[g, t] * relet_u if t >= freed else 0.0
             relet_total += r
             work[scope_row, t] += earned
@@ -278,6 +301,8 @@ def contract_path(
             within = per_month * max(min(end, horizon) - first_lost + 1, 0)
             ct_sums[b, c, S_LOST_DEFAULT] += _whole(after_default - within)
             ct_sums[b, c, S_RECOVERY] += _whole(recovery)
+            if tau + RECOVERY_LAG_MONTHS <= horizon:
+                cash[tau + RECOVERY_LAG_MONTHS] += recovery
         ct_sums[b, c, S_LOST_NONRENEWAL] += _whole(nonrenewal)
         ct_sums[b, c, S_REVENUE] += _whole(total)
         # squared deviation from the planned revenue, in units of (cap x 1e-5)^2
@@ -330,6 +355,7 @@ def contract_statistics(
     streams: np.ndarray,
     caps: np.ndarray,
     planned_value: np.ndarray,
+    fin_inputs: tuple,
     n_blocks: int,
     ct_sums: np.ndarray,
     ct_hist: np.ndarray,
@@ -339,8 +365,9 @@ def contract_statistics(
     conc_hist: np.ndarray,
     cust_sums: np.ndarray,
     lost_counts: np.ndarray,
+    fin_outputs: tuple,
 ) -> None:
-    """Add the demand-side statistics of paths ``path0 .. path0 + n - 1``.
+    """Add the demand-side (and finance) statistics of paths ``path0 .. path0 + n - 1``.
 
     Parameters
     ----------
@@ -349,14 +376,23 @@ def contract_statistics(
     energization : numpy.ndarray
         ``float64[n, P]`` energization times (months) of the paths.
     factor_paths : numpy.ndarray
-        ``float64[n, 1 + G, T + 1]`` the paths' AI-demand factor and each
-        generation's rent ($/GPU-hr) by month, from the market kernel.
+        ``float64[n, channels, T + 1]`` the paths' AI-demand factor and each
+        generation's rent ($/GPU-hr) by month, from the market kernel; with
+        finance, also the channels of :func:`engine.kernels.finance.finance_path`.
     customers ... planned_value
         Lowered demand side (:class:`engine.demand_arrays.DemandArrays`).
+    fin_inputs : tuple
+        The arrays of :class:`engine.finance_arrays.FinanceArrays` (ops, phases,
+        facilities, gens, keep, base_rate, fsc, targets, target_ops,
+        target_customers); finance runs when ``fsc[FS_ENABLED]`` is set.
     n_blocks : int
         Independent partial results (any value: the same statistics).
     ct_sums ... lost_counts
         Statistics (:class:`engine.demand_stats.DemandStats`), accumulated.
+    fin_outputs : tuple
+        Finance statistics (:class:`engine.finance_stats.FinanceStats`): month
+        sums, fan histograms, operator sums, minimum-DSCR and loss histograms,
+        facility sums, joint counts; accumulated.
     """
     n_paths = energization.shape[0]
     b_ct_sums = np.zeros((n_blocks,) + ct_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
@@ -367,6 +403,16 @@ def contract_statistics(
     b_conc_hist = np.zeros((n_blocks,) + conc_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
     b_cust_sums = np.zeros((n_blocks,) + cust_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
     b_lost_counts = np.zeros((n_blocks,) + lost_counts.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = fin_outputs
+    b_month_sums = np.zeros((n_blocks,) + month_sums.shape, dtype=np.int64)  # noqa: RUF005
+    b_fan_hist = np.zeros((n_blocks,) + fan_hist.shape, dtype=np.int64)  # noqa: RUF005
+    b_op_sums = np.zeros((n_blocks,) + op_sums.shape, dtype=np.int64)  # noqa: RUF005
+    b_min_dscr = np.zeros((n_blocks,) + min_dscr_hist.shape, dtype=np.int64)  # noqa: RUF005
+    b_loss_hist = np.zeros((n_blocks,) + loss_hist.shape, dtype=np.int64)  # noqa: RUF005
+    b_fac_sums = np.zeros((n_blocks,) + fac_sums.shape, dtype=np.int64)  # noqa: RUF005
+    b_joint = np.zeros((n_blocks,) + joint.shape, dtype=np.int64)  # noqa: RUF005
+    # built outside the prange body: writes through a tuple made inside it were lost
+    b_fin = (b_month_sums, b_fan_hist, b_op_sums, b_min_dscr, b_loss_hist, b_fac_sums, b_joint)
     per_block = (n_paths + n_blocks - 1) // n_blocks
     for b in prange(n_blocks):
         # the block's work runs in a plain function: numba's parfor pass mishandled
@@ -388,6 +434,7 @@ def contract_statistics(
             streams,
             caps,
             planned_value,
+            fin_inputs,
             b_ct_sums,
             b_ct_hist,
             b_rev_sums,
@@ -396,6 +443,7 @@ def contract_statistics(
             b_conc_hist,
             b_cust_sums,
             b_lost_counts,
+            b_fin,
         )
     for b in range(n_blocks):
         ct_sums += b_ct_sums[b]
@@ -406,6 +454,13 @@ def contract_statistics(
         conc_hist += b_conc_hist[b]
         cust_sums += b_cust_sums[b]
         lost_counts += b_lost_counts[b]
+        month_sums += b_month_sums[b]
+        fan_hist += b_fan_hist[b]
+        op_sums += b_op_sums[b]
+        min_dscr_hist += b_min_dscr[b]
+        loss_hist += b_loss_hist[b]
+        fac_sums += b_fac_sums[b]
+        joint += b_joint[b]
 
 
 @njit(cache=True)
@@ -426,6 +481,7 @@ def _block(
     streams: np.ndarray,
     caps: np.ndarray,
     planned_value: np.ndarray,
+    fin_inputs: tuple,
     b_ct_sums: np.ndarray,
     b_ct_hist: np.ndarray,
     b_rev_sums: np.ndarray,
@@ -434,18 +490,33 @@ def _block(
     b_conc_hist: np.ndarray,
     b_cust_sums: np.ndarray,
     b_lost_counts: np.ndarray,
+    fin_outputs: tuple,
 ) -> None:
     """Paths ``first .. last - 1`` of a chunk into block ``b``'s partial statistics."""
     horizon = factor_paths.shape[2] - 1
     n_phases = energization.shape[1]
     n_cust, n_ctr = customers.shape[0], contracts.shape[0]
     n_ops = b_conc_sums.shape[1]
+    ops, f_phases, facilities, gens, keep, base_rate, fsc, targets, t_ops, t_cust = fin_inputs
+    month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = fin_outputs
+    finance = fsc[FS_ENABLED] > 0.5
+    n_fac, n_gens = facilities.shape[0], gens.shape[0]
     rng = np.zeros((4, streams.shape[0]), dtype=np.uint64)
-    work = np.zeros((n_ctr + 2 * (n_ops + 1) + n_cust, horizon + 2))
+    work = np.zeros((n_ctr + 2 * (n_ops + 1) + n_cust + n_ops, horizon + 2))
     iwork = np.zeros((n_ctr + n_cust, 6), dtype=np.int64)
     months = np.empty(n_phases, dtype=np.int64)
     rev_bins = np.zeros((GROUP, n_ops + 1, 2, horizon + 1), dtype=np.int32)
     conc_bins = np.zeros((GROUP, n_ops, 2, horizon + 1), dtype=np.int32)
+    fw = np.zeros((fw_rows(n_ops, n_fac, n_gens), horizon + 2))
+    width = max(n_ops, n_fac, n_gens, 1)
+    state = np.zeros((10, width))
+    istate = np.zeros((6, width), dtype=np.int64)
+    fan_bins = np.full((GROUP, n_ops, N_FAN, horizon + 1), -1, dtype=np.int32)
+    u_refi = np.zeros(n_fac)
+    no_trace = np.zeros((0, 0, 0))
+    scope_row = n_ctr
+    cash_row = scope_row + 2 * (n_ops + 1) + n_cust
+    first_facility = n_cust + n_ctr + 1
     for i0 in range(first, last, GROUP):
         n_active = min(GROUP, last - i0)
         for lane in range(n_active):
@@ -483,4 +554,41 @@ def _block(
                 conc_bins,
                 lane,
             )
+            if finance:
+                for f in range(n_fac):
+                    u_refi[f] = next_uniform(rng, first_facility + f)
+                finance_path(
+                    b,
+                    u_refi,
+                    months,
+                    factor_paths[i],
+                    work[scope_row + 3 : scope_row + 2 * (n_ops + 1) : 2],
+                    work[scope_row + 2 : scope_row + 2 * (n_ops + 1) : 2],
+                    work[cash_row : cash_row + n_ops],
+                    iwork[n_ctr:, 0],
+                    ops,
+                    f_phases,
+                    facilities,
+                    gens,
+                    keep,
+                    base_rate,
+                    fsc,
+                    targets,
+                    t_ops,
+                    t_cust,
+                    fw,
+                    state,
+                    istate,
+                    month_sums,
+                    fan_bins,
+                    lane,
+                    op_sums,
+                    min_dscr_hist,
+                    loss_hist,
+                    fac_sums,
+                    joint,
+                    no_trace,
+                )
         scatter_group(b, n_active, rev_bins, conc_bins, b_rev_hist, b_conc_hist)
+        if finance:
+            scatter_fans(b, n_active, fan_bins, fan_hist)

@@ -16,7 +16,15 @@ from engine.kernels.aggregate import _month
 from engine.kernels.lanes import LANES
 from engine.market_arrays import SITE_HALF_WIDTH
 
-__all__ = ["N_SITE_SUMS", "SITE_CAPEX", "SITE_ENERGY", "bin_index", "path_costs", "record_lanes"]
+__all__ = [
+    "N_SITE_SUMS",
+    "SITE_CAPEX",
+    "SITE_ENERGY",
+    "bin_index",
+    "operator_costs",
+    "path_costs",
+    "record_lanes",
+]
 
 #: Site statistics: histograms of capex and of energy cost per month in service.
 SITE_CAPEX, SITE_ENERGY = 0, 1
@@ -164,3 +172,50 @@ def path_costs(
                 if months[p] <= t:
                     for k in range(3):
                         b_curtailed[b, phase_scopes[p, k], t] += phase_curtail_w[p]
+
+
+@njit(cache=True)
+def operator_costs(
+    fp: np.ndarray,
+    ch_energy: int,
+    n_ops: int,
+    lane: int,
+    months: np.ndarray,
+    copper: np.ndarray,
+    cum: np.ndarray,
+    copper_intensity: float,
+    facility_ex_copper: float,
+    site_region: np.ndarray,
+    site_pue: np.ndarray,
+    site_operator: np.ndarray,
+    site_phase_start: np.ndarray,
+    site_phase_end: np.ndarray,
+    phase_mw: np.ndarray,
+) -> None:
+    """Write one path's energy cost and facility capex by operator and month, $.
+
+    Energy in month t = sum over the operator's phases energized by t of
+    MW x PUE x the region's $ per utility MW in t (``cum`` differences: energy at
+    the all-in price, curtailment and capacity charges included); capex of a
+    phase = MW x (facility $/MW ex copper + t/MW x copper $/t), paid in its
+    energization month. Rows ``ch_energy + o`` and ``ch_energy + n_ops + o`` of
+    ``fp`` (months 0..T) are overwritten; ``months`` holds the path's
+    energization months (:func:`path_costs`).
+    """
+    horizon = cum.shape[1] - 1
+    for k in range(ch_energy, ch_energy + 2 * n_ops):
+        for t in range(horizon + 1):
+            fp[k, t] = 0.0
+    for s in range(site_region.shape[0]):
+        r, o = site_region[s], site_operator[s]
+        energy = fp[ch_energy + o]
+        for p in range(site_phase_start[s], site_phase_end[s]):
+            m = months[p]
+            if m > horizon:
+                continue
+            load = phase_mw[p] * site_pue[s]
+            for t in range(m, horizon + 1):
+                energy[t] += load * (cum[r, t, lane] - cum[r, t - 1, lane])
+            fp[ch_energy + n_ops + o, m] += phase_mw[p] * (
+                facility_ex_copper + copper_intensity * copper[m, lane]
+            )

@@ -36,6 +36,7 @@ from engine.kernels.market_records import (
     N_SITE_SUMS,
     SITE_CAPEX,
     SITE_ENERGY,
+    operator_costs,
     path_costs,
     record_lanes,
 )
@@ -100,6 +101,7 @@ def market_statistics(
     report: np.ndarray,
     site_region: np.ndarray,
     site_pue: np.ndarray,
+    site_operator: np.ndarray,
     site_phase_start: np.ndarray,
     site_phase_end: np.ndarray,
     site_center: np.ndarray,
@@ -134,8 +136,8 @@ def market_statistics(
         ``float64[n, P]`` the same paths' energization times (months).
     switches ... report
         The fields of :class:`engine.market_arrays.MarketArrays`, in that order.
-    site_region, site_pue, site_phase_start, site_phase_end : numpy.ndarray
-        Region index, PUE and phase range of each site.
+    site_region, site_pue, site_operator, site_phase_start, site_phase_end : numpy.ndarray
+        Region index, PUE, operator index and phase range of each site.
     site_center : numpy.ndarray
         ``float64[S, 2]`` ln central capex ($) and energy cost per month ($): bin centres.
     phase_mw, phase_curtail_w : numpy.ndarray
@@ -162,6 +164,9 @@ def market_statistics(
     factor_paths : numpy.ndarray
         ``float64[n, 1 + G, T + 1]`` written with each path's AI-demand factor
         and each generation's rent ($/GPU-hr) by month (for the demand side),
+        or ``float64[n, 1 + 2 G + 2 O, T + 1]``: also each generation's resale
+        value ($/GPU), each operator's energy cost and facility capex ($/month,
+        :func:`engine.kernels.market_records.operator_costs`) for the finance;
         or ``float64[0, 0, 0]``.
     """
     n_paths = energization.shape[0]
@@ -207,6 +212,9 @@ def market_statistics(
     unhedged = 1.0 - region[:, R_PPA_SHARE]
     tracing = trace.shape[0] > 0
     keeping = factor_paths.shape[0] > 0
+    finance = keeping and factor_paths.shape[1] > 1 + n_gens
+    ch_energy = 1 + 2 * n_gens
+    n_ops = (factor_paths.shape[1] - ch_energy) // 2 if finance else 0
     spike_p0 = np.exp(-region[:, R_SPIKE_MEAN])
     copper_p0 = math.exp(-scalars[S_CU_JUMP_MEAN])
     # int32 partial counts (a chunk holds < 2**31 paths): the histogram stays in L2
@@ -468,6 +476,9 @@ def market_statistics(
                         bits,
                         pow2,
                     )
+                    if finance:
+                        for lane in range(n_active):
+                            factor_paths[i0 + lane, 1 + n_gens + g, t] = value[lane]
                     row = report[2 * n_regions + 2 + 2 * g]
                     record_lanes(
                         b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch
@@ -506,6 +517,24 @@ def market_statistics(
                     b_site_sums,
                     b_curtailed,
                 )
+                if finance:
+                    operator_costs(
+                        factor_paths[i0 + lane],
+                        ch_energy,
+                        n_ops,
+                        lane,
+                        months,
+                        copper,
+                        cum,
+                        scalars[S_CU_INTENSITY],
+                        scalars[S_FACILITY_EX_CU],
+                        site_region,
+                        site_pue,
+                        site_operator,
+                        site_phase_start,
+                        site_phase_end,
+                        phase_mw,
+                    )
     for b in range(n_blocks):
         for t in range(horizon + 1):
             for row in range(n_out):
