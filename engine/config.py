@@ -15,8 +15,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from engine.customer_config import CustomersConfig
-from engine.finance_config import FinanceConfig
 from engine.errors import InputError
+from engine.finance_config import FinanceConfig
 from engine.market_config import MarketsConfig
 
 __all__ = [

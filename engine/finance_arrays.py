@@ -56,6 +56,7 @@ from engine.kernels.finance_fields import (
     O_CASH_SCALE,
     O_EBITDA_LO,
     O_EBITDA_SCALE,
+    O_EL_UNIT,
     O_FIXED_OPEX,
     O_LIQ_SPREAD,
     O_LIQUIDITY,
@@ -74,6 +75,7 @@ from engine.kernels.finance_fields import (
     PH_GPUS,
     PH_MW,
     PH_OP,
+    PH_PAIR,
     T_DSCR,
     T_FLAGS,
     T_MONTH,
@@ -97,10 +99,14 @@ class FinanceArrays:
 
     Attributes
     ----------
-    ops, phases, facilities, gens : numpy.ndarray
-        ``float64[O, N_OP_FIELDS]``, ``[P, N_PHASE_FIELDS]``,
-        ``[F, N_FACILITY_FIELDS]``, ``[G, N_GEN_FIELDS]``: the ``O_*``, ``PH_*``,
-        ``F_*`` and ``G_*`` fields of engine/kernels/finance_fields.py.
+    ops, phases : numpy.ndarray
+        ``float64[O, N_OP_FIELDS]`` and ``[P, N_PHASE_FIELDS]``: the ``O_*`` and
+        ``PH_*`` fields of engine/kernels/finance_fields.py.
+    pair_facility, pair_gen : numpy.ndarray
+        ``int64[n_pairs]`` facility and GPU generation of each collateral pair.
+    facilities, gens : numpy.ndarray
+        ``float64[F, N_FACILITY_FIELDS]`` and ``[G, N_GEN_FIELDS]``: the ``F_*``
+        and ``G_*`` fields.
     keep : numpy.ndarray
         ``float64[G, T + 1]`` the exogenous fire-sale keep factor max(0, 1 - I_t).
     base_rate : numpy.ndarray
@@ -116,6 +122,8 @@ class FinanceArrays:
 
     ops: np.ndarray
     phases: np.ndarray
+    pair_facility: np.ndarray
+    pair_gen: np.ndarray
     facilities: np.ndarray
     gens: np.ndarray
     keep: np.ndarray
@@ -166,6 +174,13 @@ def lower_finance(
             row[PH_FACILITY] = pledged.get(site.id, -1)
             rows.append(row)
     phases = np.array(rows).reshape(-1, N_PHASE_FIELDS)
+    # collateral pairs (facility, generation), in facility then generation order
+    pairs = sorted({(int(r[PH_FACILITY]), int(r[PH_GEN])) for r in phases if r[PH_FACILITY] >= 0})
+    pair_index = {pair: k for k, pair in enumerate(pairs)}
+    for r in phases:
+        r[PH_PAIR] = pair_index.get((int(r[PH_FACILITY]), int(r[PH_GEN])), -1)
+    pair_facility = np.array([f for f, _ in pairs], dtype=np.int64)
+    pair_gen = np.array([g for _, g in pairs], dtype=np.int64)
     # facilities, and each collateral phase's draw (its share of the collateral GPU value)
     facilities = np.zeros((len(book.facilities), N_FACILITY_FIELDS))
     for k, f in enumerate(book.facilities):
@@ -227,11 +242,13 @@ def lower_finance(
         ops[o, O_PLANNED] = planned[o]
         ops[o, O_LOSS_LO], ops[o, O_LOSS_SCALE] = -loss_range, PATH_BINS / (2.0 * loss_range)
         ops[o, O_LOSS_UNIT] = loss_range * 1e-5
+        ops[o, O_EL_UNIT] = max(principal, 1e3) * 1e-5
     gens = np.zeros((n_gens, N_GEN_FIELDS))
     for g, gen in enumerate(book.gpu_generations):
         fire = gen.market.fire_sale
         gens[g, G_DECAY] = 2.0 ** (-1.0 / fire.half_life_months)
-        gens[g, G_IMPACT] = fire.impact_lambda / fire.installed_base_units
+        if settings.finance.contagion:
+            gens[g, G_IMPACT] = fire.impact_lambda / fire.installed_base_units
     base_rate = np.array([book.base_rate.at(max(t, 1)) for t in range(horizon + 1)])
     lo, hi = DSCR_RANGE
     fsc = np.zeros(N_SCALARS)
@@ -250,6 +267,8 @@ def lower_finance(
     return FinanceArrays(
         ops=ops,
         phases=phases,
+        pair_facility=pair_facility,
+        pair_gen=pair_gen,
         facilities=facilities,
         gens=gens,
         keep=np.ascontiguousarray(keep, dtype=np.float64),

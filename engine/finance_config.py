@@ -86,15 +86,21 @@ class FinanceConfig:
     enabled : bool
         False: no operator cash flows, debt or fire sales are simulated (the
         finance tables are not written).
+    contagion : bool
+        False: GPUs sold by lenders after a default do not move the resale price
+        (no fire-sale impact within the book); a sweep over true/false measures
+        contagion with common random numbers.
     joint_targets : list of JointTarget
         Targets reported in ``joint_confidence.parquet``.
     """
 
     enabled: bool = True
+    contagion: bool = True
     joint_targets: list[JointTarget] = field(default_factory=_default_targets)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.enabled, bool), "enabled", self.enabled, "true or false")
+        _check(isinstance(self.contagion, bool), "contagion", self.contagion, "true or false")
         names: set[str] = set()
         for i, t in enumerate(self.joint_targets):
             key = f"joint_targets[{i}]"

@@ -43,6 +43,7 @@ from engine.kernels.finance_fields import (
     O_CASH_SCALE,
     O_EBITDA_LO,
     O_EBITDA_SCALE,
+    O_EL_UNIT,
     O_LOSS_LO,
     O_LOSS_SCALE,
     O_LOSS_UNIT,
@@ -51,6 +52,8 @@ from engine.kernels.finance_fields import (
     R_DEF_COVENANT,
     R_DEF_LIQUIDITY,
     R_DEF_REFINANCING,
+    R_EL_SQ,
+    R_EL_SUM,
     R_LOSS_SQ,
     R_LOSS_SUM,
     R_TESTED,
@@ -66,6 +69,8 @@ FAN_QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
 #: Normal quantile of the two-sided 95% confidence intervals.
 Z95 = 1.959963984540054
 PD_MONTHS = (12, 24, 36)
+#: Metrics that cannot be negative: their confidence intervals are clipped at 0.
+NON_NEGATIVE = ("expected_loss", "expected_loss_share_of_principal", "lgd")
 
 
 def histogram_value_at_rank(counts: np.ndarray, lo: float, width: float, rank: float) -> float:
@@ -133,10 +138,10 @@ class FinanceStats:
     @staticmethod
     def disabled() -> tuple[tuple, tuple]:
         """Kernel inputs and outputs that switch finance off (same array types)."""
-        z1, z2 = np.zeros(0), np.zeros((0, 0))
+        z1, z2, i1 = np.zeros(0), np.zeros((0, 0)), np.zeros(0, dtype=np.int64)
         fsc = np.zeros(16)
         fsc[FS_ENABLED] = 0.0
-        inputs = (z2, z2, z2, z2, z2, z1, fsc, z2, z2, z2)
+        inputs = (z2, z2, i1, i1, z2, z2, z2, z1, fsc, z2, z2, z2)
         i64 = np.int64
         outputs = (
             np.zeros((0, 0, 0), dtype=i64),
@@ -150,11 +155,13 @@ class FinanceStats:
         return inputs, outputs
 
     def inputs(self) -> tuple:
-        """The kernel's finance inputs, in its order."""
+        """Return the kernel's finance inputs, in its order."""
         a = self.arrays
         return (
             a.ops,
             a.phases,
+            a.pair_facility,
+            a.pair_gen,
             a.facilities,
             a.gens,
             a.keep,
@@ -166,7 +173,7 @@ class FinanceStats:
         )
 
     def outputs(self) -> tuple:
-        """The kernel's finance statistics, in its order (accumulated in place)."""
+        """Return the kernel's finance statistics, in its order (accumulated in place)."""
         return (
             self.month_sums,
             self.fan_hist,
@@ -252,12 +259,23 @@ class FinanceStats:
             "ci95_high": [],
         }
 
-        def add(kind: str, op: str, fac: str | None, metric: str, unit: str, value: float,
-                se: float | None, lo: float | None = None, hi: float | None = None) -> None:
+        def add(
+            kind: str,
+            op: str,
+            fac: str | None,
+            metric: str,
+            unit: str,
+            value: float,
+            se: float | None,
+            lo: float | None = None,
+            hi: float | None = None,
+        ) -> None:
             if se is not None and lo is None and math.isfinite(value):
                 lo, hi = value - Z95 * se, value + Z95 * se
                 if unit == "probability":
                     lo, hi = max(lo, 0.0), min(hi, 1.0)
+                elif metric in NON_NEGATIVE:
+                    lo = max(lo, 0.0)
             for key, x in zip(
                 rows,
                 (kind, op, fac, metric, unit, value, se, lo, hi),
@@ -282,20 +300,43 @@ class FinanceStats:
                 c = self.op_sums[o, k]
                 add("operator", op.id, None, metric, "probability", c / n, float(_se(c, n)))
             c = self.month_sums[o, 1:, 8].sum()
-            add("operator", op.id, None, "prob_covenant_breach", "probability", c / n,
-                float(_se(c, n)))
-            el, el_se = self._operator_expected_loss(book, o)
+            add(
+                "operator",
+                op.id,
+                None,
+                "prob_covenant_breach",
+                "probability",
+                c / n,
+                float(_se(c, n)),
+            )
+            el, el_se = self._operator_expected_loss(o)
             add("operator", op.id, None, "expected_loss", "USD", el, el_se)
             self._revenue_at_risk(add, op.id, o)
             tested = int(self.op_sums[o, R_TESTED])
-            add("operator", op.id, None, "min_dscr_tested_share", "probability", tested / n,
-                float(_se(tested, n)))
+            add(
+                "operator",
+                op.id,
+                None,
+                "min_dscr_tested_share",
+                "probability",
+                tested / n,
+                float(_se(tested, n)),
+            )
             lo_d, hi_d = DSCR_RANGE
             width = (hi_d - lo_d) / FAN_BINS
             for q in (0.05, 0.10, 0.50):
                 value, lo, hi = self._quantile_ci(self.min_dscr_hist[o], lo_d, width, q)
-                add("operator", op.id, None, f"min_dscr_p{round(q * 100)}", "ratio", value,
-                    None, lo, hi)
+                add(
+                    "operator",
+                    op.id,
+                    None,
+                    f"min_dscr_p{round(q * 100)}",
+                    "ratio",
+                    value,
+                    None,
+                    lo,
+                    hi,
+                )
         for f, fac in enumerate(book.facilities):
             s = self.fac_sums[f]
             d = int(s[FR_DEFAULTS])
@@ -303,10 +344,16 @@ class FinanceStats:
             unit = a.facilities[f, F_LOSS_UNIT]
             mean = s[FR_LOSS] * USD_UNIT / n
             var = max(s[FR_LOSS_SQ] * unit * unit / n - mean * mean, 0.0)
-            add("facility", fac.operator, fac.id, "expected_loss", "USD", mean,
-                math.sqrt(var / n))
-            add("facility", fac.operator, fac.id, "expected_loss_share_of_principal", "share",
-                mean / fac.principal_usd, math.sqrt(var / n) / fac.principal_usd)
+            add("facility", fac.operator, fac.id, "expected_loss", "USD", mean, math.sqrt(var / n))
+            add(
+                "facility",
+                fac.operator,
+                fac.id,
+                "expected_loss_share_of_principal",
+                "share",
+                mean / fac.principal_usd,
+                math.sqrt(var / n) / fac.principal_usd,
+            )
             if d > 0:
                 lgd = s[FR_LGD] * RATIO_UNIT / d
                 lgd_var = max(s[FR_LGD_SQ] * LGD_SQ_UNIT / d - lgd * lgd, 0.0)
@@ -319,8 +366,15 @@ class FinanceStats:
             add("facility", fac.operator, fac.id, "lgd_exposure_weighted", "share", weighted, None)
             add("facility", fac.operator, fac.id, "ead_given_default", "USD", ead, None)
             r = int(s[FR_REFINANCED])
-            add("facility", fac.operator, fac.id, "prob_refinanced", "probability", r / n,
-                float(_se(r, n)))
+            add(
+                "facility",
+                fac.operator,
+                fac.id,
+                "prob_refinanced",
+                "probability",
+                r / n,
+                float(_se(r, n)),
+            )
         return pl.DataFrame(
             rows,
             schema={
@@ -336,20 +390,13 @@ class FinanceStats:
             },
         ).fill_nan(None)
 
-    def _operator_expected_loss(self, book: Book, o: int) -> tuple[float, float]:
-        """Expected loss to the operator's lenders ($) and its SE (facilities summed)."""
+    def _operator_expected_loss(self, o: int) -> tuple[float, float]:
+        """Return the expected loss to the operator's lenders ($, facilities summed) and its SE."""
         n = self.n_paths
-        mean, var = 0.0, 0.0
-        for f, fac in enumerate(book.facilities):
-            if fac.operator != book.operators[o].id:
-                continue
-            s = self.fac_sums[f]
-            unit = self.arrays.facilities[f, F_LOSS_UNIT]
-            m = s[FR_LOSS] * USD_UNIT / n
-            mean += m
-            var += max(s[FR_LOSS_SQ] * unit * unit / n - m * m, 0.0)
-        # an upper bound of the SE: losses of one operator's facilities move together
-        return mean, math.sqrt(var / n) * math.sqrt(max(1, len(book.facilities)))
+        unit = self.arrays.ops[o, O_EL_UNIT]
+        mean = self.op_sums[o, R_EL_SUM] * USD_UNIT / n
+        var = max(self.op_sums[o, R_EL_SQ] * unit * unit / n - mean * mean, 0.0)
+        return mean, math.sqrt(var / n)
 
     def _quantile_ci(
         self, counts: np.ndarray, lo: float, width: float, q: float
@@ -365,7 +412,7 @@ class FinanceStats:
             histogram_value_at_rank(counts, lo, width, math.ceil(q * m + half)),
         )
 
-    def _revenue_at_risk(self, add, op: str, o: int) -> None:  # noqa: ANN001 (local adder)
+    def _revenue_at_risk(self, add, op: str, o: int) -> None:
         """VaR and CVaR of the contract revenue shortfall against plan, at 95% and 99%."""
         a, n = self.arrays, self.n_paths
         if a.ops[o, O_PLANNED] <= 0.0:
@@ -380,8 +427,17 @@ class FinanceStats:
         add("operator", op, None, "revenue_shortfall_mean", "USD", mean, math.sqrt(var / n))
         for alpha in (0.95, 0.99):
             var_a, var_lo, var_hi = self._quantile_ci(counts, lo, width, alpha)
-            add("operator", op, None, f"revenue_var_{round(alpha * 100)}", "USD", var_a, None,
-                var_lo, var_hi)
+            add(
+                "operator",
+                op,
+                None,
+                f"revenue_var_{round(alpha * 100)}",
+                "USD",
+                var_a,
+                None,
+                var_lo,
+                var_hi,
+            )
             # CVaR: mean of the worst (1 - alpha) n paths; the VaR bin counted in part
             tail_n = (1.0 - alpha) * n
             cum_above = np.cumsum(counts[::-1])[::-1]  # paths in bins >= k
@@ -400,7 +456,7 @@ class FinanceStats:
             add("operator", op, None, f"revenue_cvar_{round(alpha * 100)}", "USD", cvar, se)
 
     def joint_confidence(self, settings: Settings) -> pl.DataFrame:
-        """Per joint target: P(all conditions on one path), each condition alone, and independence."""
+        """Per joint target: P(all conditions on one path), each alone, and under independence."""
         n = self.n_paths
         rows: dict[str, list] = {
             k: []

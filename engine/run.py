@@ -213,7 +213,18 @@ def headline(tables: dict[str, pl.DataFrame], settings: Settings) -> dict[str, f
             for share in (25, 50):
                 key = f"p_lose_more_than_{share}pct"
                 out[f"{key}_{row['scope']}"] = float(row[key])
+    if "risk_summary" in tables:
+        risk = tables["risk_summary"].filter(pl.col("scope_type") == "operator")
+        for row in risk.iter_rows(named=True):
+            if row["metric"] in HEADLINE_RISK and row["value"] is not None:
+                out[f"{row['metric']}_{row['operator']}"] = float(row["value"])
+        for row in tables["joint_confidence"].iter_rows(named=True):
+            out[f"joint_{row['target']}"] = float(row["prob_all"])
     return out
+
+
+#: Operator risk figures copied to the headline (and the sweep summary).
+HEADLINE_RISK = ("pd_36m", "pd_horizon", "expected_loss", "revenue_var_95", "revenue_cvar_95")
 
 
 def format_summary(tables: dict[str, pl.DataFrame], settings: Settings, book: Book) -> str:
@@ -270,7 +281,47 @@ def format_summary(tables: dict[str, pl.DataFrame], settings: Settings, book: Bo
                 f"{r['revenue_mean_usd'] / 1e6:>10.0f}{r['p_lose_more_than_25pct']:>14.4f}"
                 f"{r['p_lose_more_than_50pct']:>14.4f}"
             )
+    if "risk_summary" in tables:
+        lines += _finance_summary(tables, settings)
     return "\n".join(lines)
+
+
+def _finance_summary(tables: dict[str, pl.DataFrame], settings: Settings) -> list[str]:
+    """Lines of the printed summary on debt: defaults, lenders' loss, revenue at risk."""
+    risk = tables["risk_summary"]
+
+    def value(op: str, metric: str) -> float:
+        rows = risk.filter(
+            (pl.col("operator") == op) & (pl.col("metric") == metric) & pl.col("facility").is_null()
+        )
+        x = rows["value"][0] if rows.height else None
+        return float(x) if x is not None else float("nan")
+
+    horizon = settings.run.horizon_months
+    lines = [
+        "",
+        f"Finance by operator ($M; probabilities within {horizon} months):",
+        f"  {'operator':<22}{'P(def) 12m':>11}{'36m':>8}{'horizon':>9}{'E[loss]':>9}"
+        f"{'rev VaR95':>11}{'CVaR95':>9}{'min DSCR P10':>14}",
+    ]
+    for op in risk.filter(pl.col("scope_type") == "operator")["operator"].unique(
+        maintain_order=True
+    ):
+        lines.append(
+            f"  {op:<22}{value(op, 'pd_12m'):>11.4f}{value(op, 'pd_36m'):>8.4f}"
+            f"{value(op, 'pd_horizon'):>9.4f}{value(op, 'expected_loss') / 1e6:>9.0f}"
+            f"{value(op, 'revenue_var_95') / 1e6:>11.0f}"
+            f"{value(op, 'revenue_cvar_95') / 1e6:>9.0f}{value(op, 'min_dscr_p10'):>14.2f}"
+        )
+    joint = tables["joint_confidence"]
+    if joint.height:
+        lines += ["", "Joint targets (all on the same path; P if independent):"]
+        for r in joint.iter_rows(named=True):
+            lines.append(
+                f"  {r['target']:<28}{r['prob_all']:>8.4f}  ({r['prob_if_independent']:.4f})"
+                f"  {r['conditions']}"
+            )
+    return lines
 
 
 def run_scenario(

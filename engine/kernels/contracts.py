@@ -39,9 +39,10 @@ from engine.kernels.contract_records import (
     scatter_group,
     scope_revenue,
 )
-from engine.kernels.finance import finance_path, fw_rows
-from engine.kernels.finance_fields import FS_ENABLED, N_FAN
-from engine.kernels.finance_records import scatter_fans
+from engine.kernels.finance import finance_lanes
+from engine.kernels.finance_fields import FS_ENABLED, N_FAC_STATE, N_FAN, N_OP_STATE, N_TMP
+from engine.kernels.finance_inputs import gather_path
+from engine.kernels.finance_records import record_group, scatter_fans
 from engine.market_arrays import HOURS_PER_MONTH
 from engine.rng import next_uniform, seed_stream
 
@@ -383,8 +384,8 @@ def contract_statistics(
         Lowered demand side (:class:`engine.demand_arrays.DemandArrays`).
     fin_inputs : tuple
         The arrays of :class:`engine.finance_arrays.FinanceArrays` (ops, phases,
-        facilities, gens, keep, base_rate, fsc, targets, target_ops,
-        target_customers); finance runs when ``fsc[FS_ENABLED]`` is set.
+        pair_facility, pair_gen, facilities, gens, keep, base_rate, fsc, targets,
+        target_ops, target_customers); finance runs when ``fsc[FS_ENABLED]`` is set.
     n_blocks : int
         Independent partial results (any value: the same statistics).
     ct_sums ... lost_counts
@@ -497,23 +498,35 @@ def _block(
     n_phases = energization.shape[1]
     n_cust, n_ctr = customers.shape[0], contracts.shape[0]
     n_ops = b_conc_sums.shape[1]
-    ops, f_phases, facilities, gens, keep, base_rate, fsc, targets, t_ops, t_cust = fin_inputs
+    ops, f_phases, pair_fac, pair_gen, facilities, gens, keep, base_rate, fsc = fin_inputs[:9]
+    targets, t_ops, t_cust = fin_inputs[9:]
     month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = fin_outputs
     finance = fsc[FS_ENABLED] > 0.5
-    n_fac, n_gens = facilities.shape[0], gens.shape[0]
+    n_fac, n_gens, n_pairs = facilities.shape[0], gens.shape[0], pair_fac.shape[0]
     rng = np.zeros((4, streams.shape[0]), dtype=np.uint64)
     work = np.zeros((n_ctr + 2 * (n_ops + 1) + n_cust + n_ops, horizon + 2))
     iwork = np.zeros((n_ctr + n_cust, 6), dtype=np.int64)
     months = np.empty(n_phases, dtype=np.int64)
     rev_bins = np.zeros((GROUP, n_ops + 1, 2, horizon + 1), dtype=np.int32)
     conc_bins = np.zeros((GROUP, n_ops, 2, horizon + 1), dtype=np.int32)
-    fw = np.zeros((fw_rows(n_ops, n_fac, n_gens), horizon + 2))
-    width = max(n_ops, n_fac, n_gens, 1)
-    state = np.zeros((10, width))
-    istate = np.zeros((6, width), dtype=np.int64)
-    fan_bins = np.full((GROUP, n_ops, N_FAN, horizon + 1), -1, dtype=np.int32)
-    u_refi = np.zeros(n_fac)
-    no_trace = np.zeros((0, 0, 0))
+    # finance: the group's inputs and state, lanes innermost (GROUP == LANES)
+    width = horizon + 1
+    g_ebitda = np.zeros((width, n_ops, GROUP))
+    g_other = np.zeros((width, n_ops, GROUP))
+    g_value = np.zeros((width, n_pairs, GROUP))
+    g_resale = np.zeros((width, n_gens, GROUP))
+    g_demand = np.zeros((width, GROUP))
+    g_months = np.zeros((n_phases, GROUP), dtype=np.int64)
+    g_cdef = np.zeros((n_cust, GROUP), dtype=np.int64)
+    g_crev = np.zeros((n_ops, GROUP))
+    u_refi = np.zeros((n_fac, GROUP))
+    scratch = np.zeros((2 * n_ops + n_pairs, width))
+    op_state = np.zeros((N_OP_STATE, n_ops, GROUP))
+    fac_state = np.zeros((N_FAC_STATE, n_fac, GROUP))
+    impact = np.zeros((2, n_gens, GROUP))
+    cum = np.zeros((2, width, n_ops, GROUP))
+    tmp = np.zeros((N_TMP, max(n_ops, n_fac), GROUP))
+    fan_bins = np.full((n_ops, N_FAN, width, GROUP), -1, dtype=np.int32)
     scope_row = n_ctr
     cash_row = scope_row + 2 * (n_ops + 1) + n_cust
     first_facility = n_cust + n_ctr + 1
@@ -556,10 +569,9 @@ def _block(
             )
             if finance:
                 for f in range(n_fac):
-                    u_refi[f] = next_uniform(rng, first_facility + f)
-                finance_path(
-                    b,
-                    u_refi,
+                    u_refi[f, lane] = next_uniform(rng, first_facility + f)
+                gather_path(
+                    lane,
                     months,
                     factor_paths[i],
                     work[scope_row + 3 : scope_row + 2 * (n_ops + 1) : 2],
@@ -568,27 +580,28 @@ def _block(
                     iwork[n_ctr:, 0],
                     ops,
                     f_phases,
-                    facilities,
-                    gens,
-                    keep,
-                    base_rate,
+                    pair_gen,
                     fsc,
-                    targets,
-                    t_ops,
-                    t_cust,
-                    fw,
-                    state,
-                    istate,
-                    month_sums,
-                    fan_bins,
-                    lane,
-                    op_sums,
-                    min_dscr_hist,
-                    loss_hist,
-                    fac_sums,
-                    joint,
-                    no_trace,
+                    scratch,
+                    g_ebitda,
+                    g_other,
+                    g_value,
+                    g_resale,
+                    g_demand,
+                    g_months,
+                    g_cdef,
+                    g_crev,
                 )
-        scatter_group(b, n_active, rev_bins, conc_bins, b_rev_hist, b_conc_hist)
         if finance:
+            finance_lanes(
+                b, n_active, g_ebitda, g_other, g_value, g_resale, g_demand, g_months, u_refi,
+                ops, f_phases, pair_fac, pair_gen, facilities, gens, keep, base_rate, fsc,
+                op_state, fac_state, impact, cum, tmp, month_sums, fan_bins, fac_sums,
+            )  # fmt: skip
+            record_group(
+                b, n_active, horizon, op_state, fac_state, g_months, g_cdef, g_crev, f_phases,
+                facilities, ops, fsc, targets, t_ops, t_cust, op_sums, min_dscr_hist, loss_hist,
+                fac_sums, joint,
+            )  # fmt: skip
             scatter_fans(b, n_active, fan_bins, fan_hist)
+        scatter_group(b, n_active, rev_bins, conc_bins, b_rev_hist, b_conc_hist)

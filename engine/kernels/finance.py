@@ -1,28 +1,36 @@
-"""Finance of one path: operators' cash, debt service, covenants, defaults, fire sales.
+"""Finance of a group of paths: operators' cash, debt service, covenants, defaults, fire sales.
 
-Run by the contract kernel (engine/kernels/contracts.py) for each path, right
-after the path's contracts, on its revenue and contract cash by operator, its
-market paths (rents, resale values, energy cost and facility capex by
-operator, written by the market kernel) and its energization months.
+Run by the contract kernel (engine/kernels/contracts.py) for each group of up
+to ``LANES`` paths, once each path's inputs are gathered
+(engine/kernels/finance_inputs.py). The month's arithmetic runs across the
+group's lanes (vectorised), every lane one path.
 
 Order of events in month t (docs/model.md §10.2), the same on every path, for
-each operator not yet in default, in book order:
+each operator not yet in default:
 
-1. draws (collateral phases energized in t, or all in month 1 when up front);
-2. EBITDA = contract revenue + merchant revenue - energy - opex;
+1. draws: collateral phases energized in t draw their share of the principal
+   (until maturity), or the whole principal in month 1 when drawn up front;
+2. EBITDA = contract revenue (with re-letting) + merchant revenue - energy -
+   opex (gathered);
 3. debt service: interest on the balance after the draws (fixed, or base rate +
-   spread), scheduled principal, interest on a drawn revolver;
+   spread), scheduled principal (the balance above the balloon, evenly over the
+   months left to maturity), interest on a drawn revolver (negative cash);
 4. cash += EBITDA + contract cash (prepayments, credits, refunds, recoveries)
    - capex (facility and GPUs of the phases energized in t) + draws - service;
-5. tests: DSCR (trailing window) and LTV (outstanding / collateral GPUs x resale
-   x fire-sale keep) against each facility's covenants from its first test
-   month; a breach lasting ``cure`` months, cash below -liquidity, or a failed
-   refinancing at maturity is a default of the operator (all its facilities).
+5. tests, from each facility's first test month while it has a balance: DSCR
+   (the operator's EBITDA over its debt service, summed over the trailing
+   window) below the minimum, or LTV (balance / collateral GPUs x resale value
+   x fire-sale keep) above the maximum, is a breach; a breach lasting ``cure``
+   months is a default; at maturity a balance left must be refinanced: it fails
+   when a covenant is breached, else with probability logistic(a + b (LTV - 0.6)
+   + c [D_t < threshold]); cash below -liquidity is a default. A default takes
+   all the operator's facilities.
 
 Then, for the whole book: lenders of operators in default sell their collateral
-in equal parts over the months after the default month; the units sold in t
-add to each generation's fire-sale impact J, which lowers every collateral
-value from t + 1 on: J <- J 2^(-1/h) + lambda x sold / installed base.
+in equal parts over the ``liquidation`` months after the default month; the
+units sold in t add to each generation's fire-sale impact J, which lowers every
+collateral value (and later sales) from t + 1 on:
+J <- J 2^(-1/h) + lambda x sold / installed base.
 """
 
 from __future__ import annotations
@@ -56,375 +64,354 @@ from engine.kernels.finance_fields import (
     F_STRESS,
     F_UPFRONT,
     F_WINDOW,
-    FS_CH_CAPEX,
-    FS_CH_ENERGY,
-    FS_CH_RENT,
-    FS_CH_RESALE,
-    FS_MERCHANT_U,
+    FR_REFINANCED,
     G_DECAY,
     G_IMPACT,
+    NEVER,
     O_CASH0,
-    O_FIXED_OPEX,
     O_LIQ_SPREAD,
     O_LIQUIDITY,
-    O_OPEX_MW,
     O_WINDOW,
     PH_DRAW,
     PH_FACILITY,
-    PH_FREE_GPUS,
-    PH_GEN,
-    PH_GPU_CAPEX,
     PH_GPUS,
-    PH_MW,
-    PH_OP,
+    PH_PAIR,
+    S_CASH,
+    S_CAUSE,
+    S_DEFAULT,
+    S_FIRST_BREACH,
+    S_MIN_DSCR,
+    S_TESTED,
+    SF_BALLOON,
+    SF_DRAWN,
+    SF_EAD,
+    SF_MATURITY,
+    SF_OUT,
+    SF_PROCEEDS,
+    SF_RUN,
+    SF_SELL_FROM,
 )
-from engine.kernels.finance_records import record_month, record_path
-from engine.market_arrays import HOURS_PER_MONTH
+from engine.kernels.finance_records import record_lanes_month
+from engine.kernels.lanes import LANES
 
-__all__ = ["finance_path", "fw_rows"]
-
-NEVER = 1 << 30
+__all__ = ["finance_lanes"]
 
 
-@njit(cache=True)
-def fw_rows(n_ops: int, n_fac: int, n_gens: int) -> int:
-    """Rows of the finance path scratch ``fw`` (see :func:`finance_path`)."""
-    return 5 * n_ops + n_fac * n_gens + n_fac
-
-
-@njit(cache=True, inline="always")
-def _ratio(x: float, d: float) -> float:
-    """x / d, or +inf for d <= 0 (callers test ``d > 0`` first where it matters)."""
-    return x / d if d > 0.0 else math.inf
-
-
-@njit(cache=True)
-def finance_path(
+@njit(cache=True, error_model="numpy")
+def finance_lanes(
     b: int,
+    n_active: int,
+    g_ebitda: np.ndarray,
+    g_other: np.ndarray,
+    g_value: np.ndarray,
+    g_resale: np.ndarray,
+    g_demand: np.ndarray,
+    g_months: np.ndarray,
     u_refi: np.ndarray,
-    months: np.ndarray,
-    fp: np.ndarray,
-    revenue: np.ndarray,
-    contract_revenue: np.ndarray,
-    contract_cash: np.ndarray,
-    customer_default: np.ndarray,
     ops: np.ndarray,
     phases: np.ndarray,
+    pair_facility: np.ndarray,
+    pair_gen: np.ndarray,
     facilities: np.ndarray,
     gens: np.ndarray,
     keep: np.ndarray,
     base_rate: np.ndarray,
     fsc: np.ndarray,
-    targets: np.ndarray,
-    target_ops: np.ndarray,
-    target_customers: np.ndarray,
-    fw: np.ndarray,
-    state: np.ndarray,
-    istate: np.ndarray,
+    op_state: np.ndarray,
+    fac_state: np.ndarray,
+    impact: np.ndarray,
+    cum: np.ndarray,
+    tmp: np.ndarray,
     month_sums: np.ndarray,
     fan_bins: np.ndarray,
-    lane: int,
-    op_sums: np.ndarray,
-    min_dscr_hist: np.ndarray,
-    loss_hist: np.ndarray,
     fac_sums: np.ndarray,
-    joint: np.ndarray,
-    trace: np.ndarray,
 ) -> None:
-    """Simulate one path's operator finance and add its records to block ``b``.
+    """Simulate the finance of one group of paths (lanes ``0 .. n_active - 1``).
 
     Parameters
     ----------
-    b : int
-        Block of the partial results.
-    u_refi : numpy.ndarray
-        ``float64[F]`` one uniform per facility (refinancing at maturity).
-    months : numpy.ndarray
-        ``int64[P]`` energization month of each phase (> T: never).
-    fp : numpy.ndarray
-        ``float64[channels, T + 1]`` the path's market channels: AI-demand
-        factor, rents ($/GPU-hr) and resale values ($/GPU) by generation, energy
-        cost and facility capex by operator ($/month).
-    revenue, contract_revenue, contract_cash : numpy.ndarray
-        ``float64[O, T + 2]`` contract revenue with re-letting, without, and the
-        contracts' other cash (prepayments received, credited, refunded;
-        recoveries), $ by operator and month.
-    customer_default : numpy.ndarray
-        ``int64[K]`` each customer's default month (> T: none).
-    ops, phases, facilities, gens, keep, base_rate, fsc : numpy.ndarray
+    b, n_active : int
+        Block of the partial results; lanes holding a path.
+    g_ebitda ... g_months, u_refi : numpy.ndarray
+        The group's gathered inputs (:func:`engine.kernels.finance_inputs.gather_path`)
+        and ``float64[F, LANES]`` one uniform per facility and lane (refinancing).
+    ops ... fsc : numpy.ndarray
         Lowered finance (:class:`engine.finance_arrays.FinanceArrays`).
-    targets, target_ops, target_customers : numpy.ndarray
-        Joint targets: thresholds and flags, and the operators and customers
-        each one names.
-    fw, state, istate : numpy.ndarray
-        Scratch: ``float64[fw_rows, T + 2]``, ``float64[10, max(O, F, G)]``,
-        ``int64[6, max(O, F)]``.
-    month_sums, fan_bins, lane, op_sums, min_dscr_hist, loss_hist, fac_sums, joint
-        Block records (:mod:`engine.kernels.finance_records`); fan bins are
-        written in row ``lane`` of ``fan_bins`` and added by the caller per group.
-    trace : numpy.ndarray
-        ``float64[O, 4, T + 1]`` written with each operator's cash, EBITDA, DSCR
-        and LTV by month (nan: undefined or in default), or ``float64[0, 0, 0]``.
+    op_state, fac_state : numpy.ndarray
+        ``float64[N_OP_STATE, O, LANES]`` and ``[N_FAC_STATE, F, LANES]``
+        written: each lane's end state (cash, default month, minimum DSCR ...;
+        balance, exposure at default, proceeds ...), read by
+        :func:`engine.kernels.finance_records.record_group`.
+    impact : numpy.ndarray
+        ``float64[2, G, LANES]`` scratch: fire-sale impact J and units sold.
+    cum : numpy.ndarray
+        ``float64[2, T + 1, O, LANES]`` scratch: cumulative EBITDA and debt service.
+    tmp : numpy.ndarray
+        ``float64[N_TMP, max(O, F), LANES]`` scratch.
+    month_sums, fan_bins, fac_sums : numpy.ndarray
+        Block records (:mod:`engine.kernels.finance_records`).
     """
-    horizon = fp.shape[1] - 1
+    horizon = g_ebitda.shape[0] - 1
     n_ops, n_fac, n_gens = ops.shape[0], facilities.shape[0], gens.shape[0]
-    n_phases = phases.shape[0]
-    merchant_u = fsc[FS_MERCHANT_U]
-    ch_rent, ch_resale = int(fsc[FS_CH_RENT]), int(fsc[FS_CH_RESALE])
-    ch_energy, ch_capex = int(fsc[FS_CH_ENERGY]), int(fsc[FS_CH_CAPEX])
-    # scratch rows: MW online, GPU capex, merchant revenue, cumulative EBITDA and
-    # debt service by operator; collateral units by facility and generation; draws
-    mw = fw[0:n_ops]
-    gpu_capex = fw[n_ops : 2 * n_ops]
-    merchant = fw[2 * n_ops : 3 * n_ops]
-    cum_e = fw[3 * n_ops : 4 * n_ops]
-    cum_ds = fw[4 * n_ops : 5 * n_ops]
-    units = fw[5 * n_ops : 5 * n_ops + n_fac * n_gens]
-    draws = fw[5 * n_ops + n_fac * n_gens : 5 * n_ops + n_fac * n_gens + n_fac]
-    fw[:, :] = 0.0
-    cash, min_dscr = state[0], state[1]
-    out, drawn, balloon, ead = state[2], state[3], state[4], state[5]
-    proceeds, impact, sold = state[6], state[7], state[8]
-    tested_dscr = state[9]
-    maturity, run, default_month = istate[0], istate[1], istate[2]
-    cause, first_breach, sell_from = istate[3], istate[4], istate[5]
+    j_now, sold = impact[0], impact[1]
+    cum_e, cum_d = cum[0], cum[1]
+    service, drawn_now = tmp[0], tmp[1]
+    out_total, value_total = tmp[2], tmp[3]
+    breach_any, fails = tmp[4], tmp[5]
+    tested_any = tmp[6]
+    value = tmp[7]
     for o in range(n_ops):
-        cash[o] = ops[o, O_CASH0]
-        min_dscr[o] = math.inf
-        tested_dscr[o] = 0.0
-        default_month[o] = NEVER
-        cause[o] = 0
-        first_breach[o] = NEVER
+        for lane in range(LANES):
+            op_state[S_CASH, o, lane] = ops[o, O_CASH0]
+            op_state[S_MIN_DSCR, o, lane] = math.inf
+            op_state[S_TESTED, o, lane] = 0.0
+            # lanes without a path count as in default from the start (never recorded)
+            op_state[S_DEFAULT, o, lane] = NEVER if lane < n_active else -1.0
+            op_state[S_FIRST_BREACH, o, lane] = NEVER
+            cum_e[0, o, lane] = 0.0
+            cum_d[0, o, lane] = 0.0
     for f in range(n_fac):
-        out[f], drawn[f], balloon[f], ead[f], proceeds[f] = 0.0, 0.0, 0.0, 0.0, 0.0
-        maturity[f] = int(facilities[f, F_MATURITY])
-        run[f] = 0
-        sell_from[f] = NEVER
-        if facilities[f, F_UPFRONT] > 0.5:
-            draws[f, 1] = facilities[f, F_PRINCIPAL]
+        for lane in range(LANES):
+            for k in range(fac_state.shape[0]):
+                fac_state[k, f, lane] = 0.0
+            fac_state[SF_MATURITY, f, lane] = facilities[f, F_MATURITY]
+            fac_state[SF_SELL_FROM, f, lane] = NEVER
     for g in range(n_gens):
-        impact[g] = 0.0
-    tracing = trace.shape[0] > 0
-    if tracing:
-        trace[:, :, :] = np.nan
-    # what the energization months decide: MW online, GPU capex, merchant
-    # revenue, collateral units and draws (difference arrays, then running sums)
-    for p in range(n_phases):
-        m = months[p]
-        if m > horizon:
-            continue
-        o, g = int(phases[p, PH_OP]), int(phases[p, PH_GEN])
-        mw[o, m] += phases[p, PH_MW]
-        gpu_capex[o, m] += phases[p, PH_GPU_CAPEX]
-        free = phases[p, PH_FREE_GPUS] * HOURS_PER_MONTH * merchant_u
-        if free > 0.0:
-            for t in range(m, horizon + 1):
-                merchant[o, t] += free * fp[ch_rent + g, t]
-        f = int(phases[p, PH_FACILITY])
-        if f >= 0:
-            units[f * n_gens + g, m] += phases[p, PH_GPUS]
-            if facilities[f, F_UPFRONT] < 0.5 and m <= maturity[f]:
-                draws[f, m] += phases[p, PH_DRAW]
-    for t in range(1, horizon + 1):
-        for o in range(n_ops):
-            mw[o, t] += mw[o, t - 1]
-        for k in range(n_fac * n_gens):
-            units[k, t] += units[k, t - 1]
+        for lane in range(LANES):
+            j_now[g, lane] = 0.0
     for t in range(1, horizon + 1):
         rate_base = base_rate[t]
-        stress = fp[0, t]
         for o in range(n_ops):
-            cum_e[o, t] = cum_e[o, t - 1]
-            cum_ds[o, t] = cum_ds[o, t - 1]
-            if default_month[o] < t:
-                continue
-            ebitda = (
-                revenue[o, t]
-                + merchant[o, t]
-                - fp[ch_energy + o, t]
-                - ops[o, O_FIXED_OPEX]
-                - ops[o, O_OPEX_MW] * mw[o, t]
-            )
-            capex = fp[ch_capex + o, t] + gpu_capex[o, t]
-            liquidity_interest = max(-cash[o], 0.0) * (rate_base + ops[o, O_LIQ_SPREAD]) / 12.0
-            service = liquidity_interest
-            drawn_now = 0.0
-            for f in range(n_fac):
-                if int(facilities[f, F_OP]) != o:
-                    continue
-                draw = draws[f, t]
-                if draw > 0.0:
-                    drawn[f] += draw
-                    out[f] += draw
-                    drawn_now += draw
-                    if maturity[f] == int(facilities[f, F_MATURITY]):
-                        balloon[f] = facilities[f, F_BALLOON] * drawn[f]
-                rate = facilities[f, F_RATE]
-                if facilities[f, F_FIXED] < 0.5:
-                    rate += rate_base
-                interest = out[f] * rate / 12.0
-                scheduled = 0.0
-                if t >= int(facilities[f, F_AMORT_START]) and t <= maturity[f]:
-                    scheduled = max(out[f] - balloon[f], 0.0) / (maturity[f] - t + 1)
-                out[f] -= scheduled
-                service += interest + scheduled
-            cash[o] += ebitda + contract_cash[o, t] - capex + drawn_now - service
-            cum_e[o, t] += ebitda
-            cum_ds[o, t] += service
-            # tests
-            breach_any = False
-            fails = 0
-            out_total, value_total = 0.0, 0.0
-            for f in range(n_fac):
-                if int(facilities[f, F_OP]) != o:
-                    continue
-                value = 0.0
-                for g in range(n_gens):
-                    n_units = units[f * n_gens + g, t]
-                    if n_units > 0.0:
-                        value += n_units * _price(fp, ch_resale, keep, impact, g, t)
-                out_total += out[f]
-                value_total += value
-                w0 = max(t - int(facilities[f, F_WINDOW]), 0)
-                e_w, d_w = cum_e[o, t] - cum_e[o, w0], cum_ds[o, t] - cum_ds[o, w0]
-                ltv = _ratio(out[f], value) if out[f] > 0.0 else 0.0
-                breach = False
-                if t >= int(facilities[f, F_FIRST_TEST]) and out[f] > 0.0:
-                    dscr_low = d_w > 0.0 and e_w < facilities[f, F_MIN_DSCR] * d_w
-                    breach = dscr_low or ltv > facilities[f, F_MAX_LTV]
-                run[f] = run[f] + 1 if breach else 0
-                breach_any = breach_any or breach
-                if run[f] >= int(facilities[f, F_CURE]):
-                    fails = max(fails, CAUSE_COVENANT)
-                if t == maturity[f] and out[f] > 1e-6:
-                    x = facilities[f, F_REFI_A] + facilities[f, F_REFI_B] * (ltv - 0.6)
-                    if stress < facilities[f, F_STRESS]:
-                        x += facilities[f, F_REFI_C]
-                    p_fail = 1.0 / (1.0 + math.exp(-x)) if ltv < math.inf else 1.0
-                    if breach or u_refi[f] < p_fail:
-                        fails = CAUSE_REFINANCING
-                    else:
-                        maturity[f] = t + int(facilities[f, F_REFI_TERM])
-                        balloon[f] = 0.0
-                        fac_sums[b, f, 7] += 1  # FR_REFINANCED
-            if cash[o] < -ops[o, O_LIQUIDITY] and fails == 0:
-                fails = CAUSE_LIQUIDITY
-            if breach_any and first_breach[o] == NEVER:
-                first_breach[o] = t
-            # the operator's DSCR (its window): fans, minimum over tested months
-            w0 = max(t - int(ops[o, O_WINDOW]), 0)
-            e_w, d_w = cum_e[o, t] - cum_e[o, w0], cum_ds[o, t] - cum_ds[o, w0]
-            has_dscr = d_w > 0.0
-            dscr = e_w / d_w if has_dscr else 0.0
-            if has_dscr and _tested(facilities, o, t, out):
-                tested_dscr[o] = 1.0
-                min_dscr[o] = min(min_dscr[o], dscr)
-            has_ltv = out_total > 0.0
-            ltv_o = _ratio(out_total, value_total) if has_ltv else 0.0
-            if tracing:
-                trace[o, 0, t], trace[o, 1, t] = cash[o], ebitda
-                trace[o, 2, t] = dscr if has_dscr else np.nan
-                trace[o, 3, t] = ltv_o if has_ltv else np.nan
-            record_month(
-                b,
-                o,
-                t,
-                cash[o],
-                ebitda,
-                has_dscr,
-                dscr,
-                has_ltv,
-                ltv_o,
-                breach_any,
-                first_breach[o] == t,
-                fails > 0,
-                ops,
-                fsc,
-                month_sums,
-                fan_bins,
-                lane,
-            )
-            if fails > 0:
-                default_month[o] = t
-                cause[o] = fails
-                for f in range(n_fac):
-                    if int(facilities[f, F_OP]) == o:
-                        ead[f] = out[f]
-                        sell_from[f] = t + 1
-        # lenders' sales in month t, then the impact they have from t + 1 on
-        for g in range(n_gens):
-            sold[g] = 0.0
+            spread = (rate_base + ops[o, O_LIQ_SPREAD]) / 12.0
+            for lane in range(LANES):
+                service[o, lane] = max(-op_state[S_CASH, o, lane], 0.0) * spread
+                drawn_now[o, lane] = 0.0
+        # 1. draws and 3. debt service of each facility
         for f in range(n_fac):
-            n_sales = int(facilities[f, F_LIQ_MONTHS])
-            if sell_from[f] <= t < sell_from[f] + n_sales:
-                keep_share = (1.0 - facilities[f, F_DISCOUNT]) / n_sales
-                for g in range(n_gens):
-                    n_units = units[f * n_gens + g, sell_from[f] - 1]
-                    if n_units > 0.0:
-                        proceeds[f] += n_units * keep_share * _price(fp, ch_resale, keep, impact, g, t)
-                        sold[g] += n_units / n_sales
-        for g in range(n_gens):
-            impact[g] = impact[g] * gens[g, G_DECAY] + gens[g, G_IMPACT] * sold[g]
-    # sales after the horizon: at the month-T price
-    for f in range(n_fac):
-        n_sales = int(facilities[f, F_LIQ_MONTHS])
-        left = sell_from[f] + n_sales - (horizon + 1)
-        if sell_from[f] <= horizon + 1 and left > 0:
-            keep_share = (1.0 - facilities[f, F_DISCOUNT]) / n_sales * left
-            for g in range(n_gens):
-                n_units = units[f * n_gens + g, sell_from[f] - 1]
-                if n_units > 0.0:
-                    proceeds[f] += n_units * keep_share * _price(
-                        fp, ch_resale, keep, impact, g, horizon
-                    )
-    record_path(
-        b,
-        horizon,
-        default_month,
-        cause,
-        tested_dscr,
-        min_dscr,
-        contract_revenue,
-        customer_default,
-        months,
-        phases,
-        facilities,
-        ead,
-        proceeds,
-        sell_from,
-        ops,
-        fsc,
-        targets,
-        target_ops,
-        target_customers,
-        op_sums,
-        min_dscr_hist,
-        loss_hist,
-        fac_sums,
-        joint,
-    )
+            o = int(facilities[f, F_OP])
+            draw_t = (
+                facilities[f, F_PRINCIPAL] if facilities[f, F_UPFRONT] > 0.5 and t == 1 else 0.0
+            )
+            for lane in range(LANES):
+                value[f, lane] = draw_t
+            if facilities[f, F_UPFRONT] < 0.5:
+                for p in range(phases.shape[0]):
+                    if int(phases[p, PH_FACILITY]) == f:
+                        amount = phases[p, PH_DRAW]
+                        for lane in range(LANES):
+                            ok = g_months[p, lane] == t and t <= fac_state[SF_MATURITY, f, lane]
+                            value[f, lane] += amount if ok else 0.0
+            rate = facilities[f, F_RATE] + (rate_base if facilities[f, F_FIXED] < 0.5 else 0.0)
+            amort_start, original = facilities[f, F_AMORT_START], facilities[f, F_MATURITY]
+            b_share = facilities[f, F_BALLOON]
+            for lane in range(LANES):
+                draw = value[f, lane]
+                drawn = fac_state[SF_DRAWN, f, lane] + draw
+                fac_state[SF_DRAWN, f, lane] = drawn
+                maturity = fac_state[SF_MATURITY, f, lane]
+                if draw > 0.0 and maturity == original:
+                    fac_state[SF_BALLOON, f, lane] = b_share * drawn
+                out = fac_state[SF_OUT, f, lane] + draw
+                interest = out * rate / 12.0
+                due = t >= amort_start and t <= maturity
+                left = max(out - fac_state[SF_BALLOON, f, lane], 0.0)
+                scheduled = left / (maturity - t + 1.0) if due else 0.0
+                fac_state[SF_OUT, f, lane] = out - scheduled
+                service[o, lane] += interest + scheduled
+                drawn_now[o, lane] += draw
+        # 2., 4. EBITDA and cash of operators not in default
+        for o in range(n_ops):
+            for lane in range(LANES):
+                alive = op_state[S_DEFAULT, o, lane] >= t
+                e = g_ebitda[t, o, lane] if alive else 0.0
+                d = service[o, lane] if alive else 0.0
+                flow = e + g_other[t, o, lane] + drawn_now[o, lane] - d
+                op_state[S_CASH, o, lane] += flow if alive else 0.0
+                cum_e[t, o, lane] = cum_e[t - 1, o, lane] + e
+                cum_d[t, o, lane] = cum_d[t - 1, o, lane] + d
+                breach_any[o, lane] = 0.0
+                fails[o, lane] = 0.0
+                out_total[o, lane] = 0.0
+                value_total[o, lane] = 0.0
+                tested_any[o, lane] = 0.0
+        # 5. tests of each facility
+        for f in range(n_fac):
+            _test_facility(
+                t, f, g_value, g_demand, u_refi, pair_facility, pair_gen, facilities, keep,
+                fac_state, op_state, j_now, cum_e, cum_d, breach_any, fails, out_total,
+                value_total, tested_any, value, fac_sums, b,
+            )  # fmt: skip
+        for o in range(n_ops):
+            limit = -ops[o, O_LIQUIDITY]
+            w0 = max(t - int(ops[o, O_WINDOW]), 0)
+            for lane in range(LANES):
+                alive = op_state[S_DEFAULT, o, lane] >= t
+                if alive and op_state[S_CASH, o, lane] < limit and fails[o, lane] == 0.0:
+                    fails[o, lane] = CAUSE_LIQUIDITY
+                if alive and breach_any[o, lane] > 0.0 and op_state[S_FIRST_BREACH, o, lane] > t:
+                    op_state[S_FIRST_BREACH, o, lane] = t
+                d_w = cum_d[t, o, lane] - cum_d[w0, o, lane]
+                dscr = (cum_e[t, o, lane] - cum_e[w0, o, lane]) / d_w
+                if alive and d_w > 0.0 and tested_any[o, lane] > 0.0:
+                    op_state[S_TESTED, o, lane] = 1.0
+                    op_state[S_MIN_DSCR, o, lane] = min(op_state[S_MIN_DSCR, o, lane], dscr)
+            record_lanes_month(
+                b, o, t, n_active, op_state, g_ebitda, cum_d, w0, cum_e, breach_any, fails,
+                out_total, value_total, ops, fsc, month_sums, fan_bins,
+            )  # fmt: skip
+            for lane in range(LANES):
+                if op_state[S_DEFAULT, o, lane] >= t and fails[o, lane] > 0.0:
+                    op_state[S_DEFAULT, o, lane] = t
+                    op_state[S_CAUSE, o, lane] = fails[o, lane]
+            for f in range(n_fac):
+                if int(facilities[f, F_OP]) != o:
+                    continue
+                for lane in range(LANES):
+                    if op_state[S_DEFAULT, o, lane] == t:
+                        fac_state[SF_EAD, f, lane] = fac_state[SF_OUT, f, lane]
+                        fac_state[SF_SELL_FROM, f, lane] = t + 1
+        _sell(t, t, g_resale, g_months, phases, pair_gen, facilities, gens, keep, fac_state,
+              j_now, sold)  # fmt: skip
+    _sell(horizon + 1, horizon, g_resale, g_months, phases, pair_gen, facilities, gens, keep,
+          fac_state, j_now, sold)  # fmt: skip
 
 
-@njit(cache=True, inline="always")
-def _price(
-    fp: np.ndarray, ch_resale: int, keep: np.ndarray, impact: np.ndarray, g: int, t: int
-) -> float:
-    """Resale value of one GPU of generation g in month t after the book's fire sales, $.
+@njit(cache=True, error_model="numpy", inline="always")
+def _keep_ratio(keep: float, j: float) -> float:
+    """Share of the market resale value left by the book's own impact j: max(0, keep - j) / keep."""
+    return max(keep - j, 0.0) / keep if keep > 0.0 else 0.0
 
-    The market's resale value carries the exogenous dumps' keep factor
-    ``keep = max(0, 1 - I_t)``; with the book's own impact J it becomes
-    max(0, 1 - I_t - J_t).
+
+@njit(cache=True, error_model="numpy")
+def _test_facility(
+    t: int,
+    f: int,
+    g_value: np.ndarray,
+    g_demand: np.ndarray,
+    u_refi: np.ndarray,
+    pair_facility: np.ndarray,
+    pair_gen: np.ndarray,
+    facilities: np.ndarray,
+    keep: np.ndarray,
+    fac_state: np.ndarray,
+    op_state: np.ndarray,
+    j_now: np.ndarray,
+    cum_e: np.ndarray,
+    cum_d: np.ndarray,
+    breach_any: np.ndarray,
+    fails: np.ndarray,
+    out_total: np.ndarray,
+    value_total: np.ndarray,
+    tested_any: np.ndarray,
+    value: np.ndarray,
+    fac_sums: np.ndarray,
+    b: int,
+) -> None:
+    """Covenant and maturity tests of facility f in month t, on every lane."""
+    o = int(facilities[f, F_OP])
+    for lane in range(LANES):
+        value[f, lane] = 0.0
+    for k in range(pair_facility.shape[0]):
+        if pair_facility[k] != f:
+            continue
+        g = pair_gen[k]
+        kt = keep[g, t]
+        for lane in range(LANES):
+            value[f, lane] += g_value[t, k, lane] * _keep_ratio(kt, j_now[g, lane])
+    w0 = max(t - int(facilities[f, F_WINDOW]), 0)
+    first_test, min_dscr = facilities[f, F_FIRST_TEST], facilities[f, F_MIN_DSCR]
+    max_ltv, cure = facilities[f, F_MAX_LTV], facilities[f, F_CURE]
+    maturing = False
+    for lane in range(LANES):
+        out = fac_state[SF_OUT, f, lane]
+        v = value[f, lane]
+        ltv = out / v if out > 0.0 else 0.0  # a balance on no collateral: +inf
+        e_w = cum_e[t, o, lane] - cum_e[w0, o, lane]
+        d_w = cum_d[t, o, lane] - cum_d[w0, o, lane]
+        alive = op_state[S_DEFAULT, o, lane] >= t
+        tested = alive and t >= first_test and out > 0.0
+        low = d_w > 0.0 and e_w < min_dscr * d_w
+        breach = tested and (low or ltv > max_ltv)
+        run = fac_state[SF_RUN, f, lane] + 1.0 if breach else 0.0
+        fac_state[SF_RUN, f, lane] = run
+        breach_any[o, lane] += 1.0 if breach else 0.0
+        tested_any[o, lane] += 1.0 if tested else 0.0
+        fails[o, lane] = CAUSE_COVENANT if alive and run >= cure else fails[o, lane]
+        out_total[o, lane] += out if alive else 0.0
+        value_total[o, lane] += v if alive else 0.0
+        value[f, lane] = ltv
+        maturing = maturing or (alive and t == fac_state[SF_MATURITY, f, lane] and out > 1e-6)
+    if not maturing:
+        return
+    # refinancing of the balance left at maturity (rare: scalar)
+    for lane in range(LANES):
+        alive = op_state[S_DEFAULT, o, lane] >= t
+        out = fac_state[SF_OUT, f, lane]
+        if not (alive and t == fac_state[SF_MATURITY, f, lane] and out > 1e-6):
+            continue
+        ltv = value[f, lane]
+        x = facilities[f, F_REFI_A] + facilities[f, F_REFI_B] * (ltv - 0.6)
+        if g_demand[t, lane] < facilities[f, F_STRESS]:
+            x += facilities[f, F_REFI_C]
+        p_fail = 1.0 / (1.0 + math.exp(-x)) if ltv < math.inf else 1.0
+        if fac_state[SF_RUN, f, lane] > 0.0 or u_refi[f, lane] < p_fail:
+            fails[o, lane] = CAUSE_REFINANCING
+        else:
+            fac_state[SF_MATURITY, f, lane] = t + facilities[f, F_REFI_TERM]
+            fac_state[SF_BALLOON, f, lane] = 0.0
+            fac_sums[b, f, FR_REFINANCED] += 1
+
+
+@njit(cache=True, error_model="numpy")
+def _sell(
+    t: int,
+    price_month: int,
+    g_resale: np.ndarray,
+    g_months: np.ndarray,
+    phases: np.ndarray,
+    pair_gen: np.ndarray,
+    facilities: np.ndarray,
+    gens: np.ndarray,
+    keep: np.ndarray,
+    fac_state: np.ndarray,
+    j_now: np.ndarray,
+    sold: np.ndarray,
+) -> None:
+    """Lenders' sales in month t, then the impact they add from t + 1 on.
+
+    Called with ``t = T + 1`` after the horizon: every sale left is then made at
+    the month-T price (``price_month``), without further impact.
     """
-    k = keep[g, t]
-    if k <= 0.0:
-        return 0.0
-    return fp[ch_resale + g, t] * max(k - impact[g], 0.0) / k
-
-
-@njit(cache=True, inline="always")
-def _tested(facilities: np.ndarray, o: int, t: int, out: np.ndarray) -> bool:
-    """Whether any facility of operator o with a balance is tested in month t."""
+    horizon = g_resale.shape[0] - 1
+    n_gens = gens.shape[0]
+    for g in range(n_gens):
+        for lane in range(LANES):
+            sold[g, lane] = 0.0
     for f in range(facilities.shape[0]):
-        if int(facilities[f, F_OP]) == o and out[f] > 0.0 and t >= int(facilities[f, F_FIRST_TEST]):
-            return True
-    return False
+        n_sales = facilities[f, F_LIQ_MONTHS]
+        share = (1.0 - facilities[f, F_DISCOUNT]) / n_sales
+        for lane in range(LANES):
+            start = fac_state[SF_SELL_FROM, f, lane]
+            if t <= horizon:
+                months_sold = 1.0 if start <= t < start + n_sales else 0.0
+            else:  # every sale not made within the horizon
+                months_sold = start + n_sales - t if start <= t else 0.0
+            if months_sold <= 0.0:
+                continue
+            tau = int(start) - 1
+            for p in range(phases.shape[0]):
+                if int(phases[p, PH_FACILITY]) != f or g_months[p, lane] > tau:
+                    continue
+                g = pair_gen[int(phases[p, PH_PAIR])]
+                units = phases[p, PH_GPUS]
+                price = g_resale[price_month, g, lane] * _keep_ratio(
+                    keep[g, price_month], j_now[g, lane]
+                )
+                fac_state[SF_PROCEEDS, f, lane] += units * share * months_sold * price
+                sold[g, lane] += units / n_sales
+    if t > horizon:
+        return
+    for g in range(n_gens):
+        decay, per_unit = gens[g, G_DECAY], gens[g, G_IMPACT]
+        for lane in range(LANES):
+            j_now[g, lane] = j_now[g, lane] * decay + per_unit * sold[g, lane]

@@ -22,10 +22,12 @@ from __future__ import annotations
     O_LOSS_LO,
     O_LOSS_SCALE,
     O_LOSS_UNIT,
-) = range(14)
-N_OP_FIELDS = 14
+    O_EL_UNIT,
+) = range(15)
+N_OP_FIELDS = 15
 
-# phase fields: phases[P, N_PHASE_FIELDS]
+# phase fields: phases[P, N_PHASE_FIELDS]; PH_PAIR: the phase's (facility, generation)
+# collateral pair (-1: not pledged)
 (
     PH_OP,
     PH_GEN,
@@ -35,8 +37,9 @@ N_OP_FIELDS = 14
     PH_FREE_GPUS,
     PH_FACILITY,
     PH_DRAW,
-) = range(8)
-N_PHASE_FIELDS = 8
+    PH_PAIR,
+) = range(9)
+N_PHASE_FIELDS = 9
 
 # facility fields: facilities[F, N_FACILITY_FIELDS]
 (
@@ -107,7 +110,9 @@ N_MONTH_SUMS = 10
 V_CASH, V_EBITDA, V_DSCR, V_LTV = range(4)
 N_FAN = 4
 
-# per-operator path records: op_sums[O, N_OP_SUMS]
+# per-operator path records: op_sums[O, N_OP_SUMS]: defaults by cause, paths with a
+# tested DSCR, revenue shortfall (sum, squares), lenders' loss over the operator's
+# facilities (sum in USD_UNIT, squares in O_EL_UNIT^2)
 (
     R_DEF_COVENANT,
     R_DEF_LIQUIDITY,
@@ -115,8 +120,10 @@ N_FAN = 4
     R_TESTED,
     R_LOSS_SUM,
     R_LOSS_SQ,
-) = range(6)
-N_OP_SUMS = 6
+    R_EL_SUM,
+    R_EL_SQ,
+) = range(8)
+N_OP_SUMS = 8
 
 # per-facility path records: fac_sums[F, N_FAC_SUMS]
 (
@@ -131,6 +138,25 @@ N_OP_SUMS = 6
     FR_REFI_FAILED,
 ) = range(9)
 N_FAC_SUMS = 9
+
+# lane state of the month loop: op_state[N_OP_STATE, O, LANES], fac_state[N_FAC_STATE, F, LANES]
+S_CASH, S_MIN_DSCR, S_TESTED, S_DEFAULT, S_CAUSE, S_FIRST_BREACH = range(6)
+N_OP_STATE = 6
+(
+    SF_OUT,
+    SF_DRAWN,
+    SF_BALLOON,
+    SF_MATURITY,
+    SF_RUN,
+    SF_EAD,
+    SF_PROCEEDS,
+    SF_SELL_FROM,
+) = range(8)
+N_FAC_STATE = 8
+#: Rows of the month loop's lane scratch ``tmp``.
+N_TMP = 8
+#: A month after every horizon (no default, no breach, no sale).
+NEVER = float(1 << 30)
 
 #: Default causes (per operator): covenant, liquidity, refinancing.
 CAUSE_COVENANT, CAUSE_LIQUIDITY, CAUSE_REFINANCING = 1, 2, 3

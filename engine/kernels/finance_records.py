@@ -18,8 +18,9 @@ from engine.kernels.finance_fields import (
     CAUSE_COVENANT,
     CAUSE_LIQUIDITY,
     DSCR_CAP,
-    FAN_BINS,
     F_LOSS_UNIT,
+    F_OP,
+    FAN_BINS,
     FLAG_CUSTOMERS,
     FLAG_DSCR,
     FLAG_MW,
@@ -49,6 +50,7 @@ from engine.kernels.finance_fields import (
     O_CASH_SCALE,
     O_EBITDA_LO,
     O_EBITDA_SCALE,
+    O_EL_UNIT,
     O_LOSS_LO,
     O_LOSS_SCALE,
     O_LOSS_UNIT,
@@ -58,10 +60,21 @@ from engine.kernels.finance_fields import (
     R_DEF_COVENANT,
     R_DEF_LIQUIDITY,
     R_DEF_REFINANCING,
+    R_EL_SQ,
+    R_EL_SUM,
     R_LOSS_SQ,
     R_LOSS_SUM,
     R_TESTED,
     RATIO_UNIT,
+    S_CASH,
+    S_CAUSE,
+    S_DEFAULT,
+    S_FIRST_BREACH,
+    S_MIN_DSCR,
+    S_TESTED,
+    SF_EAD,
+    SF_PROCEEDS,
+    SF_SELL_FROM,
     T_DSCR,
     T_FLAGS,
     T_MONTH,
@@ -72,8 +85,9 @@ from engine.kernels.finance_fields import (
     V_EBITDA,
     V_LTV,
 )
+from engine.kernels.lanes import LANES
 
-__all__ = ["linear_bin", "record_month", "record_path", "scatter_fans"]
+__all__ = ["linear_bin", "record_group", "record_lanes_month", "scatter_fans"]
 
 #: Share of the loss in R_LGD units (per path, 1e-8 for the squares).
 LGD_SQ_UNIT = 1e-8
@@ -96,69 +110,89 @@ def linear_bin(x: float, lo: float, scale: float, n_bins: int) -> int:
     return int(y)
 
 
-@njit(cache=True, inline="always")
-def record_month(
+@njit(cache=True, error_model="numpy")
+def record_lanes_month(
     b: int,
     o: int,
     t: int,
-    cash: float,
-    ebitda: float,
-    has_dscr: bool,
-    dscr: float,
-    has_ltv: bool,
-    ltv: float,
-    breach: bool,
-    first_breach: bool,
-    default: bool,
+    n_active: int,
+    op_state: np.ndarray,
+    g_ebitda: np.ndarray,
+    cum_d: np.ndarray,
+    w0: int,
+    cum_e: np.ndarray,
+    breach_any: np.ndarray,
+    fails: np.ndarray,
+    out_total: np.ndarray,
+    value_total: np.ndarray,
     ops: np.ndarray,
     fsc: np.ndarray,
     month_sums: np.ndarray,
     fan_bins: np.ndarray,
-    lane: int,
 ) -> None:
-    """Add operator o's month t on one path (the operator is not yet in default)."""
+    """Add operator o's month t on the group's lanes where it is not yet in default.
+
+    Sums are added once for the group (integer lane sums); fan bins are written
+    to ``fan_bins[o, v, t, lane]`` for every lane (-1: not recorded).
+    """
     n_bins = FAN_BINS
-    month_sums[b, o, t, MS_ALIVE] += 1
-    month_sums[b, o, t, MS_CASH] += _whole(cash / USD_UNIT)
-    month_sums[b, o, t, MS_EBITDA] += _whole(ebitda / USD_UNIT)
-    fan_bins[lane, o, V_CASH, t] = linear_bin(cash, ops[o, O_CASH_LO], ops[o, O_CASH_SCALE], n_bins)
-    fan_bins[lane, o, V_EBITDA, t] = linear_bin(
-        ebitda, ops[o, O_EBITDA_LO], ops[o, O_EBITDA_SCALE], n_bins
-    )
-    if has_dscr:
-        month_sums[b, o, t, MS_DSCR] += _whole(min(max(dscr, -DSCR_CAP), DSCR_CAP) / RATIO_UNIT)
-        month_sums[b, o, t, MS_DSCR_N] += 1
-        fan_bins[lane, o, V_DSCR, t] = linear_bin(
-            dscr, fsc[FS_DSCR_LO], fsc[FS_DSCR_SCALE], n_bins
+    cash_lo, cash_scale = ops[o, O_CASH_LO], ops[o, O_CASH_SCALE]
+    e_lo, e_scale = ops[o, O_EBITDA_LO], ops[o, O_EBITDA_SCALE]
+    d_lo, d_scale, l_scale = fsc[FS_DSCR_LO], fsc[FS_DSCR_SCALE], fsc[FS_LTV_SCALE]
+    n_alive = np.int64(0)
+    s_cash, s_ebitda = np.int64(0), np.int64(0)
+    s_dscr, n_dscr, s_ltv, n_ltv = np.int64(0), np.int64(0), np.int64(0), np.int64(0)
+    n_breach, n_first, n_default = np.int64(0), np.int64(0), np.int64(0)
+    for lane in range(LANES):
+        alive = op_state[S_DEFAULT, o, lane] >= t
+        cash = op_state[S_CASH, o, lane]
+        ebitda = g_ebitda[t, o, lane]
+        d_w = cum_d[t, o, lane] - cum_d[w0, o, lane]
+        has_dscr = alive and d_w > 0.0
+        dscr = (cum_e[t, o, lane] - cum_e[w0, o, lane]) / d_w if has_dscr else 0.0
+        has_ltv = alive and out_total[o, lane] > 0.0
+        ltv = out_total[o, lane] / value_total[o, lane] if has_ltv else 0.0
+        n_alive += 1 if alive else 0
+        s_cash += _whole(cash / USD_UNIT) if alive else 0
+        s_ebitda += _whole(ebitda / USD_UNIT) if alive else 0
+        s_dscr += _whole(min(max(dscr, -DSCR_CAP), DSCR_CAP) / RATIO_UNIT) if has_dscr else 0
+        n_dscr += 1 if has_dscr else 0
+        s_ltv += _whole(min(ltv, LTV_CAP) / RATIO_UNIT) if has_ltv else 0
+        n_ltv += 1 if has_ltv else 0
+        n_breach += 1 if alive and breach_any[o, lane] > 0.0 else 0
+        n_first += 1 if alive and op_state[S_FIRST_BREACH, o, lane] == t else 0
+        n_default += 1 if alive and fails[o, lane] > 0.0 else 0
+        fan_bins[o, V_CASH, t, lane] = (
+            linear_bin(cash, cash_lo, cash_scale, n_bins) if alive else -1
         )
-    if has_ltv:
-        month_sums[b, o, t, MS_LTV] += _whole(min(ltv, LTV_CAP) / RATIO_UNIT)
-        month_sums[b, o, t, MS_LTV_N] += 1
-        fan_bins[lane, o, V_LTV, t] = linear_bin(ltv, 0.0, fsc[FS_LTV_SCALE], n_bins)
-    if breach:
-        month_sums[b, o, t, MS_BREACH] += 1
-    if first_breach:
-        month_sums[b, o, t, MS_FIRST_BREACH] += 1
-    if default:
-        month_sums[b, o, t, MS_DEFAULT] += 1
+        fan_bins[o, V_EBITDA, t, lane] = linear_bin(ebitda, e_lo, e_scale, n_bins) if alive else -1
+        fan_bins[o, V_DSCR, t, lane] = linear_bin(dscr, d_lo, d_scale, n_bins) if has_dscr else -1
+        fan_bins[o, V_LTV, t, lane] = linear_bin(ltv, 0.0, l_scale, n_bins) if has_ltv else -1
+    m = month_sums[b, o, t]
+    m[MS_ALIVE] += n_alive
+    m[MS_CASH] += s_cash
+    m[MS_EBITDA] += s_ebitda
+    m[MS_DSCR] += s_dscr
+    m[MS_DSCR_N] += n_dscr
+    m[MS_LTV] += s_ltv
+    m[MS_LTV_N] += n_ltv
+    m[MS_BREACH] += n_breach
+    m[MS_FIRST_BREACH] += n_first
+    m[MS_DEFAULT] += n_default
 
 
 @njit(cache=True)
-def record_path(
+def record_group(
     b: int,
+    n_active: int,
     horizon: int,
-    default_month: np.ndarray,
-    cause: np.ndarray,
-    tested_dscr: np.ndarray,
-    min_dscr: np.ndarray,
-    contract_revenue: np.ndarray,
-    customer_default: np.ndarray,
-    months: np.ndarray,
+    op_state: np.ndarray,
+    fac_state: np.ndarray,
+    g_months: np.ndarray,
+    g_customer_default: np.ndarray,
+    g_contract_revenue: np.ndarray,
     phases: np.ndarray,
     facilities: np.ndarray,
-    ead: np.ndarray,
-    proceeds: np.ndarray,
-    sell_from: np.ndarray,
     ops: np.ndarray,
     fsc: np.ndarray,
     targets: np.ndarray,
@@ -170,87 +204,95 @@ def record_path(
     fac_sums: np.ndarray,
     joint: np.ndarray,
 ) -> None:
-    """Add one path's per-operator, per-facility and joint-target records."""
+    """Add each path's per-operator, per-facility and joint-target records (lanes)."""
     n_ops = ops.shape[0]
     n_dbins, n_lbins = min_dscr_hist.shape[2], loss_hist.shape[2]
-    for o in range(n_ops):
-        if default_month[o] <= horizon:
-            c = cause[o]
-            k = R_DEF_COVENANT if c == CAUSE_COVENANT else R_DEF_LIQUIDITY
-            if c != CAUSE_COVENANT and c != CAUSE_LIQUIDITY:
-                k = R_DEF_REFINANCING
-            op_sums[b, o, k] += 1
-        if tested_dscr[o] > 0.0:
-            op_sums[b, o, R_TESTED] += 1
-            k = linear_bin(min_dscr[o], fsc[FS_DSCR_LO], fsc[FS_DSCR_SCALE], n_dbins)
-            min_dscr_hist[b, o, k] += 1
-        realised = 0.0
-        for t in range(1, horizon + 1):
-            realised += contract_revenue[o, t]
-        loss = ops[o, O_PLANNED] - realised
-        unit = ops[o, O_LOSS_UNIT]
-        k = linear_bin(loss, ops[o, O_LOSS_LO], ops[o, O_LOSS_SCALE], n_lbins)
-        whole_loss = _whole(loss / USD_UNIT)
-        square = _whole((loss / unit) ** 2)
-        loss_hist[b, o, k, 0] += 1
-        loss_hist[b, o, k, 1] += whole_loss
-        loss_hist[b, o, k, 2] += square
-        op_sums[b, o, R_LOSS_SUM] += whole_loss
-        op_sums[b, o, R_LOSS_SQ] += square
-    for f in range(facilities.shape[0]):
-        if sell_from[f] > horizon + 1 or ead[f] <= 0.0:
-            continue
-        recovered = min(proceeds[f], ead[f])
-        loss = ead[f] - recovered
-        lgd = loss / ead[f]
-        fac_sums[b, f, FR_DEFAULTS] += 1
-        fac_sums[b, f, FR_EAD] += _whole(ead[f] / USD_UNIT)
-        fac_sums[b, f, FR_LOSS] += _whole(loss / USD_UNIT)
-        fac_sums[b, f, FR_LOSS_SQ] += _whole((loss / facilities[f, F_LOSS_UNIT]) ** 2)
-        fac_sums[b, f, FR_RECOVERED] += _whole(recovered / USD_UNIT)
-        fac_sums[b, f, FR_LGD] += _whole(lgd / RATIO_UNIT)
-        fac_sums[b, f, FR_LGD_SQ] += _whole(lgd * lgd / LGD_SQ_UNIT)
-    for j in range(targets.shape[0]):
-        flags = int(targets[j, T_FLAGS])
-        ok_mw, ok_c, ok_d, ok_o = True, True, True, True
-        if flags & FLAG_MW:
-            by = int(targets[j, T_MONTH])
-            online = 0.0
-            for p in range(phases.shape[0]):
-                if target_ops[j, int(phases[p, PH_OP])] > 0.5 and months[p] <= by:
-                    online += phases[p, PH_MW]
-            ok_mw = online >= targets[j, T_MW] - 1e-9
-        if flags & FLAG_CUSTOMERS:
-            for k in range(target_customers.shape[1]):
-                if target_customers[j, k] > 0.5 and customer_default[k] <= horizon:
-                    ok_c = False
+    lost = np.zeros(n_ops)  # lenders' loss by operator on the path, $
+    for lane in range(n_active):
         for o in range(n_ops):
-            if target_ops[j, o] < 0.5:
+            if op_state[S_DEFAULT, o, lane] <= horizon:
+                c = int(op_state[S_CAUSE, o, lane])
+                k = R_DEF_COVENANT if c == CAUSE_COVENANT else R_DEF_LIQUIDITY
+                if c != CAUSE_COVENANT and c != CAUSE_LIQUIDITY:
+                    k = R_DEF_REFINANCING
+                op_sums[b, o, k] += 1
+            if op_state[S_TESTED, o, lane] > 0.0:
+                op_sums[b, o, R_TESTED] += 1
+                k = linear_bin(
+                    op_state[S_MIN_DSCR, o, lane], fsc[FS_DSCR_LO], fsc[FS_DSCR_SCALE], n_dbins
+                )
+                min_dscr_hist[b, o, k] += 1
+            loss = ops[o, O_PLANNED] - g_contract_revenue[o, lane]
+            unit = ops[o, O_LOSS_UNIT]
+            k = linear_bin(loss, ops[o, O_LOSS_LO], ops[o, O_LOSS_SCALE], n_lbins)
+            whole_loss = _whole(loss / USD_UNIT)
+            square = _whole((loss / unit) ** 2)
+            loss_hist[b, o, k, 0] += 1
+            loss_hist[b, o, k, 1] += whole_loss
+            loss_hist[b, o, k, 2] += square
+            op_sums[b, o, R_LOSS_SUM] += whole_loss
+            op_sums[b, o, R_LOSS_SQ] += square
+        for o in range(n_ops):
+            lost[o] = 0.0
+        for f in range(facilities.shape[0]):
+            ead = fac_state[SF_EAD, f, lane]
+            if fac_state[SF_SELL_FROM, f, lane] > horizon + 1 or ead <= 0.0:
                 continue
-            if flags & FLAG_DSCR and tested_dscr[o] > 0.0 and min_dscr[o] < targets[j, T_DSCR]:
-                ok_d = False
-            if flags & FLAG_OPERATORS and default_month[o] <= horizon:
-                ok_o = False
-        if ok_mw and ok_c and ok_d and ok_o:
-            joint[b, j, 0] += 1
-        joint[b, j, 1] += ok_mw
-        joint[b, j, 2] += ok_c
-        joint[b, j, 3] += ok_d
-        joint[b, j, 4] += ok_o
+            recovered = min(fac_state[SF_PROCEEDS, f, lane], ead)
+            loss = ead - recovered
+            lost[int(facilities[f, F_OP])] += loss
+            lgd = loss / ead
+            fac_sums[b, f, FR_DEFAULTS] += 1
+            fac_sums[b, f, FR_EAD] += _whole(ead / USD_UNIT)
+            fac_sums[b, f, FR_LOSS] += _whole(loss / USD_UNIT)
+            fac_sums[b, f, FR_LOSS_SQ] += _whole((loss / facilities[f, F_LOSS_UNIT]) ** 2)
+            fac_sums[b, f, FR_RECOVERED] += _whole(recovered / USD_UNIT)
+            fac_sums[b, f, FR_LGD] += _whole(lgd / RATIO_UNIT)
+            fac_sums[b, f, FR_LGD_SQ] += _whole(lgd * lgd / LGD_SQ_UNIT)
+        for o in range(n_ops):
+            op_sums[b, o, R_EL_SUM] += _whole(lost[o] / USD_UNIT)
+            op_sums[b, o, R_EL_SQ] += _whole((lost[o] / ops[o, O_EL_UNIT]) ** 2)
+        for j in range(targets.shape[0]):
+            flags = int(targets[j, T_FLAGS])
+            ok_mw, ok_c, ok_d, ok_o = True, True, True, True
+            if flags & FLAG_MW:
+                by = int(targets[j, T_MONTH])
+                online = 0.0
+                for p in range(phases.shape[0]):
+                    if target_ops[j, int(phases[p, PH_OP])] > 0.5 and g_months[p, lane] <= by:
+                        online += phases[p, PH_MW]
+                ok_mw = online >= targets[j, T_MW] - 1e-9
+            if flags & FLAG_CUSTOMERS:
+                for k in range(target_customers.shape[1]):
+                    if target_customers[j, k] > 0.5 and g_customer_default[k, lane] <= horizon:
+                        ok_c = False
+            for o in range(n_ops):
+                if target_ops[j, o] < 0.5:
+                    continue
+                low = op_state[S_MIN_DSCR, o, lane] < targets[j, T_DSCR]
+                if flags & FLAG_DSCR and op_state[S_TESTED, o, lane] > 0.0 and low:
+                    ok_d = False
+                if flags & FLAG_OPERATORS and op_state[S_DEFAULT, o, lane] <= horizon:
+                    ok_o = False
+            if ok_mw and ok_c and ok_d and ok_o:
+                joint[b, j, 0] += 1
+            joint[b, j, 1] += ok_mw
+            joint[b, j, 2] += ok_c
+            joint[b, j, 3] += ok_d
+            joint[b, j, 4] += ok_o
 
 
 @njit(cache=True)
 def scatter_fans(b: int, n_active: int, fan_bins: np.ndarray, fan_hist: np.ndarray) -> None:
-    """Add a group's fan bins, month by month (-1: not recorded), then reset them to -1.
+    """Add a group's fan bins ``fan_bins[o, v, t, lane]`` month by month (-1: not recorded).
 
-    ``fan_hist`` is ``int32[blocks, T + 1, O, N_FAN, bins]`` (month-major).
+    ``fan_hist`` is ``int64[blocks, T + 1, O, N_FAN, bins]`` (month-major).
     """
-    n_ops, n_var, width = fan_bins.shape[1], fan_bins.shape[2], fan_bins.shape[3]
+    n_ops, n_var, width = fan_bins.shape[0], fan_bins.shape[1], fan_bins.shape[2]
     for t in range(1, width):
         for o in range(n_ops):
             for v in range(n_var):
                 for lane in range(n_active):
-                    k = fan_bins[lane, o, v, t]
+                    k = fan_bins[o, v, t, lane]
                     if k >= 0:
                         fan_hist[b, t, o, v, k] += 1
-                        fan_bins[lane, o, v, t] = -1
