@@ -79,6 +79,30 @@ TABLE_UNITS |= {
     "customer_risk": {"revenue_at_risk_usd": "$ expected revenue from the customer"},
     "revenue_risk": {"p_lose_more_than_*pct": "probability realised < (1 - x) x planned"},
 }
+TABLE_UNITS |= {
+    "finance_by_month": {
+        "month": "month (1 = first simulated month)",
+        "prob_*": "probability over all paths (with *_se its binomial standard error)",
+        "cash_usd_*": "$ of cash at the end of the month (negative: revolver drawn), over "
+        "paths where the operator is not in default at the start of the month",
+        "ebitda_usd_*": "$ of EBITDA in the month, same paths",
+        "dscr_*": "trailing-window EBITDA / debt service (paths with debt service; mean of "
+        "values clipped to +-10)",
+        "ltv_*": "outstanding debt / collateral value (paths with debt; mean clipped at 10)",
+        "*_defined_share": "share of the month's paths on which the ratio is defined",
+        "*_bin_width": "histogram bin width, same unit: the quantiles' resolution",
+    },
+    "risk_summary": {
+        "unit": "unit of value, se and the interval: probability, USD, share or ratio",
+        "se": "Monte Carlo standard error (null where the interval comes from order statistics)",
+        "ci95_*": "95% confidence interval (normal from se, or order statistics for quantiles)",
+    },
+    "joint_confidence": {
+        "prob_all": "probability that every condition of the target holds on the same path",
+        "prob_*": "probability of one condition alone (null: not part of the target)",
+        "prob_if_independent": "product of the conditions' probabilities",
+    },
+}
 TABLE_UNITS["capacity_by_month"] |= {
     "mw_curtailed_mean": "MW of IT load taken offline by curtailment events, mean",
     "mw_available_mean": "MW online minus MW curtailed, mean",

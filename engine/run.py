@@ -81,7 +81,8 @@ def compute_tables(
     markets = MarketStats.create(
         book, settings, build_scopes(book, settings.output.max_histogram_bins)
     )
-    finance_on = settings.finance.enabled and bool(book.contracts or book.facilities)
+    # finance needs debt: a book without facilities has no finance tables
+    finance_on = settings.finance.enabled and bool(book.facilities)
     demand = DemandStats.create(book, settings) if book.contracts or finance_on else None
     if demand is not None and finance_on:
         demand.finance = FinanceStats.create(

@@ -25,6 +25,9 @@ TABLES = {
     "concentration.parquet",
     "customer_risk.parquet",
     "revenue_risk.parquet",
+    "finance_by_month.parquet",
+    "risk_summary.parquet",
+    "joint_confidence.parquet",
     "manifest.json",
 }
 
