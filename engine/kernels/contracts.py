@@ -513,6 +513,7 @@ def _block(
     width = horizon + 1
     g_ebitda = np.zeros((width, n_ops, GROUP))
     g_other = np.zeros((width, n_ops, GROUP))
+    g_draw = np.zeros((width, n_fac, GROUP))
     g_value = np.zeros((width, n_pairs, GROUP))
     g_resale = np.zeros((width, n_gens, GROUP))
     g_demand = np.zeros((width, GROUP))
@@ -581,10 +582,12 @@ def _block(
                     ops,
                     f_phases,
                     pair_gen,
+                    facilities,
                     fsc,
                     scratch,
                     g_ebitda,
                     g_other,
+                    g_draw,
                     g_value,
                     g_resale,
                     g_demand,
@@ -594,8 +597,8 @@ def _block(
                 )
         if finance:
             finance_lanes(
-                b, n_active, g_ebitda, g_other, g_value, g_resale, g_demand, g_months, u_refi,
-                ops, f_phases, pair_fac, pair_gen, facilities, gens, keep, base_rate, fsc,
+                b, n_active, g_ebitda, g_other, g_draw, g_value, g_resale, g_demand, g_months,
+                u_refi, ops, f_phases, pair_fac, pair_gen, facilities, gens, keep, base_rate, fsc,
                 op_state, fac_state, impact, cum, tmp, month_sums, fan_bins, fac_sums,
             )  # fmt: skip
             record_group(

@@ -8,8 +8,9 @@ group's lanes (vectorised), every lane one path.
 Order of events in month t (docs/model.md §10.2), the same on every path, for
 each operator not yet in default:
 
-1. draws: collateral phases energized in t draw their share of the principal
-   (until maturity), or the whole principal in month 1 when drawn up front;
+1. draws (gathered): collateral phases energized in t draw their share of the
+   principal (up to the original maturity), or the whole principal in month 1
+   when drawn up front;
 2. EBITDA = contract revenue (with re-letting) + merchant revenue - energy -
    opex (gathered);
 3. debt service: interest on the balance after the draws (fixed, or base rate +
@@ -55,14 +56,12 @@ from engine.kernels.finance_fields import (
     F_MAX_LTV,
     F_MIN_DSCR,
     F_OP,
-    F_PRINCIPAL,
     F_RATE,
     F_REFI_A,
     F_REFI_B,
     F_REFI_C,
     F_REFI_TERM,
     F_STRESS,
-    F_UPFRONT,
     F_WINDOW,
     FR_REFINANCED,
     G_DECAY,
@@ -72,7 +71,6 @@ from engine.kernels.finance_fields import (
     O_LIQ_SPREAD,
     O_LIQUIDITY,
     O_WINDOW,
-    PH_DRAW,
     PH_FACILITY,
     PH_GPUS,
     PH_PAIR,
@@ -103,6 +101,7 @@ def finance_lanes(
     n_active: int,
     g_ebitda: np.ndarray,
     g_other: np.ndarray,
+    g_draw: np.ndarray,
     g_value: np.ndarray,
     g_resale: np.ndarray,
     g_demand: np.ndarray,
@@ -189,23 +188,11 @@ def finance_lanes(
         # 1. draws and 3. debt service of each facility
         for f in range(n_fac):
             o = int(facilities[f, F_OP])
-            draw_t = (
-                facilities[f, F_PRINCIPAL] if facilities[f, F_UPFRONT] > 0.5 and t == 1 else 0.0
-            )
-            for lane in range(LANES):
-                value[f, lane] = draw_t
-            if facilities[f, F_UPFRONT] < 0.5:
-                for p in range(phases.shape[0]):
-                    if int(phases[p, PH_FACILITY]) == f:
-                        amount = phases[p, PH_DRAW]
-                        for lane in range(LANES):
-                            ok = g_months[p, lane] == t and t <= fac_state[SF_MATURITY, f, lane]
-                            value[f, lane] += amount if ok else 0.0
             rate = facilities[f, F_RATE] + (rate_base if facilities[f, F_FIXED] < 0.5 else 0.0)
             amort_start, original = facilities[f, F_AMORT_START], facilities[f, F_MATURITY]
             b_share = facilities[f, F_BALLOON]
             for lane in range(LANES):
-                draw = value[f, lane]
+                draw = g_draw[t, f, lane]
                 drawn = fac_state[SF_DRAWN, f, lane] + draw
                 fac_state[SF_DRAWN, f, lane] = drawn
                 maturity = fac_state[SF_MATURITY, f, lane]

@@ -14,6 +14,9 @@ import numpy as np
 from numba import njit
 
 from engine.kernels.finance_fields import (
+    F_MATURITY,
+    F_PRINCIPAL,
+    F_UPFRONT,
     FS_CH_CAPEX,
     FS_CH_ENERGY,
     FS_CH_RENT,
@@ -21,6 +24,8 @@ from engine.kernels.finance_fields import (
     FS_MERCHANT_U,
     O_FIXED_OPEX,
     O_OPEX_MW,
+    PH_DRAW,
+    PH_FACILITY,
     PH_FREE_GPUS,
     PH_GEN,
     PH_GPU_CAPEX,
@@ -46,10 +51,12 @@ def gather_path(
     ops: np.ndarray,
     phases: np.ndarray,
     pair_gen: np.ndarray,
+    facilities: np.ndarray,
     fsc: np.ndarray,
     scratch: np.ndarray,
     g_ebitda: np.ndarray,
     g_other: np.ndarray,
+    g_draw: np.ndarray,
     g_value: np.ndarray,
     g_resale: np.ndarray,
     g_demand: np.ndarray,
@@ -74,13 +81,17 @@ def gather_path(
         contracts' other cash by operator and month ($).
     customer_default : numpy.ndarray
         ``int64[K]`` each customer's default month (> T: none).
-    ops, phases, pair_gen, fsc : numpy.ndarray
+    ops, phases, pair_gen, facilities, fsc : numpy.ndarray
         Lowered finance (:class:`engine.finance_arrays.FinanceArrays`).
     scratch : numpy.ndarray
         ``float64[2 O + n_pairs, T + 1]`` per-path scratch.
     g_ebitda, g_other : numpy.ndarray
         ``float64[T + 1, O, LANES]`` EBITDA (contract and merchant revenue -
         energy - opex) and other cash (contract cash - capex), $ per month.
+    g_draw : numpy.ndarray
+        ``float64[T + 1, F, LANES]`` each facility's draws, $: a collateral phase
+        draws its share of the principal when energized, up to the facility's
+        maturity; an up-front facility draws it all in month 1.
     g_value : numpy.ndarray
         ``float64[T + 1, n_pairs, LANES]`` GPUs of each (facility, generation)
         collateral pair energized by t x the market resale value, $.
@@ -130,6 +141,17 @@ def gather_path(
         m = months[p]
         if m <= horizon:
             g_other[m, int(phases[p, PH_OP]), lane] -= phases[p, PH_GPU_CAPEX]
+    for f in range(facilities.shape[0]):
+        upfront = facilities[f, F_UPFRONT] > 0.5
+        for t in range(1, horizon + 1):
+            g_draw[t, f, lane] = 0.0
+        if upfront:
+            g_draw[1, f, lane] = facilities[f, F_PRINCIPAL]
+    for p in range(phases.shape[0]):
+        m, f = months[p], int(phases[p, PH_FACILITY])
+        if f >= 0 and facilities[f, F_UPFRONT] < 0.5 and m <= facilities[f, F_MATURITY]:
+            if m <= horizon:
+                g_draw[m, f, lane] += phases[p, PH_DRAW]
     for k in range(n_pairs):
         g, held = pair_gen[k], 0.0
         for t in range(1, horizon + 1):

@@ -101,12 +101,8 @@ def _whole(x: float) -> np.int64:
 
 @njit(cache=True, inline="always")
 def linear_bin(x: float, lo: float, scale: float, n_bins: int) -> int:
-    """Bin ``(x - lo) x scale`` clamped to ``0 .. n_bins - 1`` (also for +-inf)."""
-    y = (x - lo) * scale
-    if not y >= 0.0:
-        return 0
-    if y >= n_bins - 1:
-        return n_bins - 1
+    """Bin ``(x - lo) x scale`` clamped to ``0 .. n_bins - 1`` (also for +-inf; x not nan)."""
+    y = min(max((x - lo) * scale, 0.0), n_bins - 1.0)
     return int(y)
 
 
