@@ -192,9 +192,12 @@ def report_speed(n_paths: int, numpy_paths: int, repeats: int) -> dict[str, floa
         chunk = settings.run.chunk_size
         for start in range(0, numpy_paths, chunk):
             size = min(chunk, numpy_paths - start)
-            energized = numpy_capacity.energization_times(cap_arrays, rng, size)
+            # one copper squeeze history per path for both models, as in the engine
+            energized, squeeze = numpy_capacity.energization_and_squeeze(
+                cap_arrays, rng, size, HORIZON
+            )
             numpy_capacity.accumulate_counts(energized, scopes, cap)
-            numpy_markets.add(mkt, markets.arrays, markets.layout, energized, rng)
+            numpy_markets.add(mkt, markets.arrays, markets.layout, energized, rng, squeeze=squeeze)
         numpy_capacity.finish(cap, scopes)
         numpy_capacity.capacity_tables(cap, scopes, planned)
         numpy_markets.factor_table(mkt, markets.arrays)

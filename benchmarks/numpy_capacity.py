@@ -29,6 +29,7 @@ __all__ = [
     "accumulate_counts",
     "capacity_tables",
     "empty_stats",
+    "energization_and_squeeze",
     "energization_times",
     "finish",
     "simulate_capacity",
@@ -122,6 +123,7 @@ class SqueezePaths:
         else:
             regime = np.full(n_paths, bool(self.initial))
         self.regime = regime
+        self.first = regime  # the regime of the first segment (from month 1)
         self.start = [np.ones(n_paths)]
         self.end = [self._spell(regime)]  # from month 0: first month of the next segment
         self.pace = [np.where(regime, 1.0 / self.factor, 1.0)]
@@ -144,6 +146,23 @@ class SqueezePaths:
         self.start.append(self.end[-1])
         self.end.append(self.start[-1] + self._spell(self.regime))
         self.pace.append(np.where(self.regime, 1.0 / self.factor, 1.0))
+
+    def by_month(self, horizon: int) -> np.ndarray:
+        """``bool[T + 1, n]`` True in the squeeze months 1..T (row 0: the regime before month 1).
+
+        Segments are drawn on until every path's history covers month T; the
+        regime of month m is the first one switched once per segment end <= m.
+        """
+        while np.min(self.end[-1]) <= horizon:
+            self._extend()
+        n = self.first.shape[0]
+        path = np.arange(n)
+        switches = np.zeros((horizon + 2, n), dtype=np.int16)
+        for end in self.end:
+            at = np.minimum(end, horizon + 1).astype(np.intp)
+            switches[at, path] += 1
+        np.cumsum(switches, axis=0, out=switches)
+        return (switches[: horizon + 1] % 2 == 1) ^ self.first
 
     def stretch(self, work: np.ndarray) -> np.ndarray:
         """Calendar months to finish ``work`` months of equipment lead time."""
@@ -187,6 +206,43 @@ def energization_times(
         ``float64[P, n_paths]`` (phase-major) months until each phase is
         energized; ``inf`` when grid power never comes.
     """
+    factor = arrays.squeeze if squeeze else np.array([0.0, 0.0, 0.0, 1.0])
+    return _times(arrays, rng, n_paths, SqueezePaths(factor, rng, n_paths))
+
+
+def energization_and_squeeze(
+    arrays: CapacityArrays, rng: np.random.Generator, n_paths: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Energization times and the copper squeeze history that stretched them.
+
+    As in the engine, the market model sees the same squeeze history as the
+    capacity model (docs/model.md §7.7): pass it to ``numpy_markets.add_paths``.
+
+    Parameters
+    ----------
+    arrays : CapacityArrays
+        Lowered book and model parameters.
+    rng : numpy.random.Generator
+        Source of the normals and uniforms.
+    n_paths, horizon : int
+        Paths in this chunk, months T of the history.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``float64[P, n_paths]`` energization times (months, as
+        :func:`energization_times`) and ``bool[T + 1, n_paths]`` the squeeze
+        regime by month (:meth:`SqueezePaths.by_month`).
+    """
+    squeeze = SqueezePaths(arrays.squeeze, rng, n_paths)
+    times = _times(arrays, rng, n_paths, squeeze)
+    return times, squeeze.by_month(horizon)
+
+
+def _times(
+    arrays: CapacityArrays, rng: np.random.Generator, n_paths: int, squeeze_paths: SqueezePaths
+) -> np.ndarray:
+    """Energization times of ``n_paths`` new paths, stretched by ``squeeze_paths``."""
     n_operators = arrays.operator_stream.shape[0]
     n_campuses = arrays.campus_stream.shape[0]
     f_operator = rng.standard_normal((n_operators, N_FACTOR_KINDS, n_paths))
@@ -194,8 +250,6 @@ def energization_times(
     f_operator *= arrays.weight_operator
     f_campus *= arrays.weight_campus
     out = np.empty((arrays.n_phases, n_paths))
-    factor = arrays.squeeze if squeeze else np.array([0.0, 0.0, 0.0, 1.0])
-    squeeze_paths = SqueezePaths(factor, rng, n_paths)
     for s in range(arrays.site_stream.shape[0]):
         o, c = arrays.site_operator[s], arrays.site_campus[s]
         phases = range(arrays.site_phase_start[s], arrays.site_phase_end[s])

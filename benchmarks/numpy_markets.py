@@ -88,6 +88,7 @@ from engine.market_stats import QUANTILES, SITE_BINS, quantiles_from_log_histogr
 __all__ = [
     "NumpyMarketStats",
     "add",
+    "add_paths",
     "empty_stats",
     "energization_months",
     "factor_table",
@@ -293,6 +294,7 @@ def add(
     energization: np.ndarray,
     rng: np.random.Generator,
     chunk_size: int = CHUNK,
+    squeeze: np.ndarray | None = None,
 ) -> None:
     """Simulate the markets of new paths and add their statistics (chunk by chunk).
 
@@ -307,13 +309,63 @@ def add(
         Source of every random number.
     chunk_size : int
         Paths simulated at once.
+    squeeze : numpy.ndarray, optional
+        ``bool[T + 1, n]`` the copper squeeze regime by month drawn by the capacity
+        model (see :func:`add_paths`); default: drawn here.
     """
     plan = _Plan(arrays, stats.horizon)
     n = energization.shape[1]
     for start in range(0, n, chunk_size):
-        months = energization_months(energization[:, start : start + chunk_size], stats.horizon)
-        _chunk(stats, arrays, plan, layout, months, rng)
+        part = slice(start, start + chunk_size)
+        months = energization_months(energization[:, part], stats.horizon)
+        history = squeeze[:, part] if squeeze is not None else None
+        _chunk(stats, arrays, plan, layout, months, rng, None, history)
     stats.n_paths += n
+
+
+def add_paths(
+    stats: NumpyMarketStats,
+    arrays: MarketArrays,
+    layout: dict[str, np.ndarray],
+    months: np.ndarray,
+    rng: np.random.Generator,
+    channels: np.ndarray,
+    squeeze: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate one chunk of paths, add their statistics and keep their factor paths.
+
+    What the demand side and the finance need from the markets
+    (``numpy_demand.py``, ``numpy_finance.py``).
+
+    Parameters
+    ----------
+    stats : NumpyMarketStats
+        Accumulated in place.
+    arrays, layout : see :func:`simulate_markets`
+    months : numpy.ndarray
+        ``int64[P, n]`` energization months of the chunk's paths
+        (:func:`energization_months`; ``n`` of about :data:`CHUNK` bounds memory).
+    rng : numpy.random.Generator
+        Source of every random number.
+    channels : numpy.ndarray
+        ``float64[1 + 2 G, T + 1, n]`` written for months 1..T: the AI-demand
+        factor, each generation's rent ($/GPU-hr) and resale value ($/GPU).
+    squeeze : numpy.ndarray, optional
+        ``bool[T + 1, n]`` the copper squeeze regime by month, when the capacity
+        model drew it (``numpy_capacity.energization_and_squeeze``; the engine's
+        two models share one history); default: drawn here.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``cum[R, T + 1, n]`` each region's cost of one utility MW from month 1 to
+        t ($: energy at the all-in price less curtailment, plus capacity
+        charges) and ``copper[T + 1, n]`` the copper price by month ($/t).
+    """
+    plan = _Plan(arrays, stats.horizon)
+    result = _chunk(stats, arrays, plan, layout, months, rng, channels, squeeze)
+    stats.n_paths += months.shape[1]
+    return result
 
 
 def _chunk(
@@ -323,8 +375,15 @@ def _chunk(
     lay: dict[str, np.ndarray],
     months: np.ndarray,
     rng: np.random.Generator,
-) -> None:
-    """One chunk of paths: the month loop, then site costs and curtailed W."""
+    channels: np.ndarray | None = None,
+    squeeze_history: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk of paths: the month loop, then site costs and curtailed W.
+
+    With ``channels`` (see :func:`add_paths`), also keep the demand factor, rents
+    and resale values by month; with ``squeeze_history``, take the copper squeeze
+    regime from it. Returns ``cum`` and ``copper`` (:func:`add_paths`).
+    """
     horizon = stats.horizon
     n = months.shape[1]
     sc, reg, gpu, report = a.scalars, a.region, a.gpu, a.report
@@ -346,7 +405,9 @@ def _chunk(
     squeeze = np.zeros(n, dtype=np.bool_)
     if plan.copper_on:
         initial = int(sc[S_SQ_INITIAL])
-        if initial == 2:
+        if squeeze_history is not None:
+            pass  # read month by month
+        elif initial == 2:
             squeeze = rng.random(n) < enter / (enter + leave)
         else:
             squeeze[:] = initial == 1
@@ -375,6 +436,7 @@ def _chunk(
     fixed = np.empty((plan.n_out, n), dtype=np.int64)
     tmp = np.empty(n)
     spare = np.empty(n)
+    keeping = channels is not None
     dev = np.empty(n)
     rows = report
     for g in range(n_gens):  # launched before month 1
@@ -402,6 +464,8 @@ def _chunk(
         if plan.demand_on:
             np.multiply(z[0], plan.demand_b, out=tmp)
             demand += tmp
+        if channels is not None:
+            channels[0, t] = demand
         # -- electricity
         for r in range(n_regions):
             p = reg[r]
@@ -454,8 +518,11 @@ def _chunk(
         chi *= sc[S_CU_A]
         if plan.copper_on:
             # two-state squeeze chain: leave with P(exit), enter with P(enter)
-            uq = u[plan.u_squeeze]
-            squeeze = np.where(squeeze, uq >= leave, uq < enter)
+            if squeeze_history is not None:
+                squeeze = squeeze_history[t]
+            else:
+                uq = u[plan.u_squeeze]
+                squeeze = np.where(squeeze, uq >= leave, uq < enter)
             z_cu = z[1 + n_regions]
             np.multiply(z_cu, sc[S_CU_B], out=tmp)
             chi += tmp
@@ -496,17 +563,24 @@ def _chunk(
                 dev += a.regime_offset[regime]
             rent_row = rows[2 * n_regions + 1 + 2 * g]
             resale_row = rows[2 * n_regions + 2 + 2 * g]
-            if rent_row >= 0:
-                np.add(dev, plan.trend[g, t], out=logs[rent_row])
-                np.exp(logs[rent_row], out=values[rent_row])
-            if resale_row >= 0:
-                log_resale = logs[resale_row]
+            if rent_row >= 0 or keeping:
+                log_rent = logs[rent_row] if rent_row >= 0 else spare
+                np.add(dev, plan.trend[g, t], out=log_rent)
+                rent = values[rent_row] if rent_row >= 0 else tmp
+                np.exp(log_rent, out=rent)
+                if channels is not None:
+                    channels[1 + g, t] = rent
+            if resale_row >= 0 or keeping:
+                log_resale = logs[resale_row] if resale_row >= 0 else spare
                 np.multiply(dev, q[G_ELASTICITY], out=log_resale)
                 log_resale += plan.resale_base[g, t]
                 if q[G_SUCC_LO] >= 0:
                     step_down[g, launch[g] == t] = q[G_LN_STEP]
                     log_resale += step_down[g]
-                np.exp(log_resale, out=values[resale_row])
+                resale = values[resale_row] if resale_row >= 0 else tmp
+                np.exp(log_resale, out=resale)
+                if channels is not None:
+                    channels[1 + n_gens + g, t] = resale
         # -- the month's histograms and fixed-point sums of every reported factor
         if plan.n_out:
             np.multiply(logs, plan.bin_scale[t, :, None], out=bins)
@@ -522,6 +596,7 @@ def _chunk(
             stats.sums[:, t] += fixed.sum(axis=1)
     _site_costs(stats, a, lay, months, cum, copper)
     _curtailed_w(stats, lay, months, events)
+    return cum, copper
 
 
 def _site_costs(

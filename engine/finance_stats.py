@@ -427,17 +427,6 @@ class FinanceStats:
         add("operator", op, None, "revenue_shortfall_mean", "USD", mean, math.sqrt(var / n))
         for alpha in (0.95, 0.99):
             var_a, var_lo, var_hi = self._quantile_ci(counts, lo, width, alpha)
-            add(
-                "operator",
-                op,
-                None,
-                f"revenue_var_{round(alpha * 100)}",
-                "USD",
-                var_a,
-                None,
-                var_lo,
-                var_hi,
-            )
             # CVaR: mean of the worst (1 - alpha) n paths; the VaR bin counted in part
             tail_n = (1.0 - alpha) * n
             cum_above = np.cumsum(counts[::-1])[::-1]  # paths in bins >= k
@@ -451,8 +440,14 @@ class FinanceStats:
             taken = above + share * inside
             cvar = tail_sum / taken if taken > 0 else math.nan
             tail_var = max(tail_sq / taken - cvar * cvar, 0.0) if taken > 0 else 0.0
+            # the VaR is interpolated inside its bin, the CVaR uses the paths' own sums:
+            # keep VaR <= CVaR (true of the exact figures; both within one bin width)
+            if taken > 0:
+                var_a = min(var_a, cvar)
             # Var(CVaR estimate) ~ [Var(L | tail) + alpha (CVaR - VaR)^2] / (n (1 - alpha))
             se = math.sqrt((tail_var + alpha * (cvar - var_a) ** 2) / max(tail_n, 1.0))
+            name = f"revenue_var_{round(alpha * 100)}"
+            add("operator", op, None, name, "USD", var_a, None, var_lo, var_hi)
             add("operator", op, None, f"revenue_cvar_{round(alpha * 100)}", "USD", cvar, se)
 
     def joint_confidence(self, settings: Settings) -> pl.DataFrame:

@@ -515,8 +515,6 @@ def _block(
     g_other = np.zeros((width, n_ops, GROUP))
     g_draw = np.zeros((width, n_fac, GROUP))
     g_value = np.zeros((width, n_pairs, GROUP))
-    g_resale = np.zeros((width, n_gens, GROUP))
-    g_demand = np.zeros((width, GROUP))
     g_months = np.zeros((n_phases, GROUP), dtype=np.int64)
     g_cdef = np.zeros((n_cust, GROUP), dtype=np.int64)
     g_crev = np.zeros((n_ops, GROUP))
@@ -533,6 +531,8 @@ def _block(
     first_facility = n_cust + n_ctr + 1
     for i0 in range(first, last, GROUP):
         n_active = min(GROUP, last - i0)
+        if finance:
+            g_draw[:, :, :] = 0.0  # contiguous; each path then adds its draws
         for lane in range(n_active):
             i = i0 + lane
             for p in range(n_phases):
@@ -589,15 +589,14 @@ def _block(
                     g_other,
                     g_draw,
                     g_value,
-                    g_resale,
-                    g_demand,
                     g_months,
                     g_cdef,
                     g_crev,
                 )
         if finance:
+            group_paths = factor_paths[i0 : i0 + n_active]
             finance_lanes(
-                b, n_active, g_ebitda, g_other, g_draw, g_value, g_resale, g_demand, g_months,
+                b, n_active, g_ebitda, g_other, g_draw, g_value, group_paths, g_months,
                 u_refi, ops, f_phases, pair_fac, pair_gen, facilities, gens, keep, base_rate, fsc,
                 op_state, fac_state, impact, cum, tmp, month_sums, fan_bins, fac_sums,
             )  # fmt: skip

@@ -64,6 +64,7 @@ from engine.kernels.finance_fields import (
     F_STRESS,
     F_WINDOW,
     FR_REFINANCED,
+    FS_CH_RESALE,
     G_DECAY,
     G_IMPACT,
     NEVER,
@@ -103,8 +104,7 @@ def finance_lanes(
     g_other: np.ndarray,
     g_draw: np.ndarray,
     g_value: np.ndarray,
-    g_resale: np.ndarray,
-    g_demand: np.ndarray,
+    paths: np.ndarray,
     g_months: np.ndarray,
     u_refi: np.ndarray,
     ops: np.ndarray,
@@ -131,9 +131,13 @@ def finance_lanes(
     ----------
     b, n_active : int
         Block of the partial results; lanes holding a path.
-    g_ebitda ... g_months, u_refi : numpy.ndarray
-        The group's gathered inputs (:func:`engine.kernels.finance_inputs.gather_path`)
-        and ``float64[F, LANES]`` one uniform per facility and lane (refinancing).
+    g_ebitda, g_other, g_draw, g_value, g_months : numpy.ndarray
+        The group's gathered inputs (:func:`engine.kernels.finance_inputs.gather_path`).
+    paths : numpy.ndarray
+        ``float64[n_active, channels, T + 1]`` the group's market channels
+        (demand factor; resale values from channel ``fsc[FS_CH_RESALE]``).
+    u_refi : numpy.ndarray
+        ``float64[F, LANES]`` one uniform per facility and lane (refinancing).
     ops ... fsc : numpy.ndarray
         Lowered finance (:class:`engine.finance_arrays.FinanceArrays`).
     op_state, fac_state : numpy.ndarray
@@ -152,6 +156,7 @@ def finance_lanes(
     """
     horizon = g_ebitda.shape[0] - 1
     n_ops, n_fac, n_gens = ops.shape[0], facilities.shape[0], gens.shape[0]
+    ch_resale = int(fsc[FS_CH_RESALE])
     j_now, sold = impact[0], impact[1]
     cum_e, cum_d = cum[0], cum[1]
     service, drawn_now = tmp[0], tmp[1]
@@ -178,6 +183,9 @@ def finance_lanes(
     for g in range(n_gens):
         for lane in range(LANES):
             j_now[g, lane] = 0.0
+    # month of the last sale planned so far (sales and the impact's decay run until
+    # the end of the horizon once a first default happened)
+    last_sale = 0.0
     for t in range(1, horizon + 1):
         rate_base = base_rate[t]
         for o in range(n_ops):
@@ -224,7 +232,7 @@ def finance_lanes(
         # 5. tests of each facility
         for f in range(n_fac):
             _test_facility(
-                t, f, g_value, g_demand, u_refi, pair_facility, pair_gen, facilities, keep,
+                t, f, g_value, paths, u_refi, pair_facility, pair_gen, facilities, keep,
                 fac_state, op_state, j_now, cum_e, cum_d, breach_any, fails, out_total,
                 value_total, tested_any, value, fac_sums, b,
             )  # fmt: skip
@@ -246,6 +254,11 @@ def finance_lanes(
                 b, o, t, n_active, op_state, g_ebitda, cum_d, w0, cum_e, breach_any, fails,
                 out_total, value_total, ops, fsc, month_sums, fan_bins,
             )  # fmt: skip
+            n_fail = 0
+            for lane in range(LANES):
+                n_fail += 1 if op_state[S_DEFAULT, o, lane] >= t and fails[o, lane] > 0.0 else 0
+            if n_fail == 0:
+                continue
             for lane in range(LANES):
                 if op_state[S_DEFAULT, o, lane] >= t and fails[o, lane] > 0.0:
                     op_state[S_DEFAULT, o, lane] = t
@@ -253,14 +266,17 @@ def finance_lanes(
             for f in range(n_fac):
                 if int(facilities[f, F_OP]) != o:
                     continue
+                last_sale = max(last_sale, t + facilities[f, F_LIQ_MONTHS])
                 for lane in range(LANES):
                     if op_state[S_DEFAULT, o, lane] == t:
                         fac_state[SF_EAD, f, lane] = fac_state[SF_OUT, f, lane]
                         fac_state[SF_SELL_FROM, f, lane] = t + 1
-        _sell(t, t, g_resale, g_months, phases, pair_gen, facilities, gens, keep, fac_state,
-              j_now, sold)  # fmt: skip
-    _sell(horizon + 1, horizon, g_resale, g_months, phases, pair_gen, facilities, gens, keep,
-          fac_state, j_now, sold)  # fmt: skip
+        # lenders' sales and the impact they leave (nothing to do before a first default)
+        if last_sale > 0.0:
+            _sell(t, t, paths, ch_resale, g_months, phases, pair_gen, facilities, gens, keep,
+                  fac_state, j_now, sold)  # fmt: skip
+    _sell(horizon + 1, horizon, paths, ch_resale, g_months, phases, pair_gen, facilities, gens,
+          keep, fac_state, j_now, sold)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -274,7 +290,7 @@ def _test_facility(
     t: int,
     f: int,
     g_value: np.ndarray,
-    g_demand: np.ndarray,
+    paths: np.ndarray,
     u_refi: np.ndarray,
     pair_facility: np.ndarray,
     pair_gen: np.ndarray,
@@ -338,7 +354,7 @@ def _test_facility(
             continue
         ltv = value[f, lane]
         x = facilities[f, F_REFI_A] + facilities[f, F_REFI_B] * (ltv - 0.6)
-        if g_demand[t, lane] < facilities[f, F_STRESS]:
+        if paths[lane, 0, t] < facilities[f, F_STRESS]:
             x += facilities[f, F_REFI_C]
         p_fail = 1.0 / (1.0 + math.exp(-x)) if ltv < math.inf else 1.0
         if fac_state[SF_RUN, f, lane] > 0.0 or u_refi[f, lane] < p_fail:
@@ -353,7 +369,8 @@ def _test_facility(
 def _sell(
     t: int,
     price_month: int,
-    g_resale: np.ndarray,
+    paths: np.ndarray,
+    ch_resale: int,
     g_months: np.ndarray,
     phases: np.ndarray,
     pair_gen: np.ndarray,
@@ -369,7 +386,7 @@ def _sell(
     Called with ``t = T + 1`` after the horizon: every sale left is then made at
     the month-T price (``price_month``), without further impact.
     """
-    horizon = g_resale.shape[0] - 1
+    horizon = paths.shape[2] - 1
     n_gens = gens.shape[0]
     for g in range(n_gens):
         for lane in range(LANES):
@@ -391,7 +408,7 @@ def _sell(
                     continue
                 g = pair_gen[int(phases[p, PH_PAIR])]
                 units = phases[p, PH_GPUS]
-                price = g_resale[price_month, g, lane] * _keep_ratio(
+                price = paths[lane, ch_resale + g, price_month] * _keep_ratio(
                     keep[g, price_month], j_now[g, lane]
                 )
                 fac_state[SF_PROCEEDS, f, lane] += units * share * months_sold * price

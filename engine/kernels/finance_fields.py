@@ -135,9 +135,8 @@ N_OP_SUMS = 8
     FR_LGD,
     FR_LGD_SQ,
     FR_REFINANCED,
-    FR_REFI_FAILED,
-) = range(9)
-N_FAC_SUMS = 9
+) = range(8)
+N_FAC_SUMS = 8
 
 # lane state of the month loop: op_state[N_OP_STATE, O, LANES], fac_state[N_FAC_STATE, F, LANES]
 S_CASH, S_MIN_DSCR, S_TESTED, S_DEFAULT, S_CAUSE, S_FIRST_BREACH = range(6)

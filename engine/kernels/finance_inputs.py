@@ -5,7 +5,9 @@ market kernel does): :func:`gather_path` turns one path's contract revenue and
 cash, market channels and energization months into monthly EBITDA before debt,
 other cash, collateral value at market prices and the series the month loop
 reads, each stored at ``[t, ..., lane]`` so that the month loop of
-engine/kernels/finance.py reads contiguous lanes.
+engine/kernels/finance.py reads contiguous lanes. What the month loop reads
+only rarely (resale values for lenders' sales, the demand factor at a
+maturity) it reads from the paths' market channels directly.
 """
 
 from __future__ import annotations
@@ -58,8 +60,6 @@ def gather_path(
     g_other: np.ndarray,
     g_draw: np.ndarray,
     g_value: np.ndarray,
-    g_resale: np.ndarray,
-    g_demand: np.ndarray,
     g_months: np.ndarray,
     g_customer_default: np.ndarray,
     g_contract_revenue: np.ndarray,
@@ -89,22 +89,20 @@ def gather_path(
         ``float64[T + 1, O, LANES]`` EBITDA (contract and merchant revenue -
         energy - opex) and other cash (contract cash - capex), $ per month.
     g_draw : numpy.ndarray
-        ``float64[T + 1, F, LANES]`` each facility's draws, $: a collateral phase
-        draws its share of the principal when energized, up to the facility's
-        maturity; an up-front facility draws it all in month 1.
+        ``float64[T + 1, F, LANES]`` each facility's draws, $ (zeroed by the
+        caller for the group): a collateral phase draws its share of the principal
+        when energized, up to the facility's maturity; an up-front facility draws
+        it all in month 1.
     g_value : numpy.ndarray
         ``float64[T + 1, n_pairs, LANES]`` GPUs of each (facility, generation)
         collateral pair energized by t x the market resale value, $.
-    g_resale, g_demand : numpy.ndarray
-        ``float64[T + 1, G, LANES]`` resale values and ``float64[T + 1, LANES]``
-        the AI-demand factor.
     g_months, g_customer_default : numpy.ndarray
         ``int64[P, LANES]`` and ``int64[K, LANES]``.
     g_contract_revenue : numpy.ndarray
         ``float64[O, LANES]`` contract revenue over the horizon ($, no re-letting).
     """
     horizon = fp.shape[1] - 1
-    n_ops, n_pairs, n_gens = g_ebitda.shape[1], g_value.shape[1], g_resale.shape[1]
+    n_ops, n_pairs = g_ebitda.shape[1], g_value.shape[1]
     merchant_u = fsc[FS_MERCHANT_U]
     ch_rent, ch_resale = int(fsc[FS_CH_RENT]), int(fsc[FS_CH_RESALE])
     ch_energy, ch_capex = int(fsc[FS_CH_ENERGY]), int(fsc[FS_CH_CAPEX])
@@ -142,10 +140,7 @@ def gather_path(
         if m <= horizon:
             g_other[m, int(phases[p, PH_OP]), lane] -= phases[p, PH_GPU_CAPEX]
     for f in range(facilities.shape[0]):
-        upfront = facilities[f, F_UPFRONT] > 0.5
-        for t in range(1, horizon + 1):
-            g_draw[t, f, lane] = 0.0
-        if upfront:
+        if facilities[f, F_UPFRONT] > 0.5:
             g_draw[1, f, lane] = facilities[f, F_PRINCIPAL]
     for p in range(phases.shape[0]):
         m, f = months[p], int(phases[p, PH_FACILITY])
@@ -157,10 +152,5 @@ def gather_path(
         for t in range(1, horizon + 1):
             held += units[k, t]
             g_value[t, k, lane] = held * fp[ch_resale + g, t]
-    for g in range(n_gens):
-        for t in range(1, horizon + 1):
-            g_resale[t, g, lane] = fp[ch_resale + g, t]
-    for t in range(1, horizon + 1):
-        g_demand[t, lane] = fp[0, t]
     for k in range(customer_default.shape[0]):
         g_customer_default[k, lane] = customer_default[k]

@@ -215,6 +215,7 @@ def market_statistics(
     finance = keeping and factor_paths.shape[1] > 1 + n_gens
     ch_energy = 1 + 2 * n_gens
     n_ops = (factor_paths.shape[1] - ch_energy) // 2 if finance else 0
+    n_kept = ch_energy if finance else 1 + n_gens  # demand, rents (and resale values)
     spike_p0 = np.exp(-region[:, R_SPIKE_MEAN])
     copper_p0 = math.exp(-scalars[S_CU_JUMP_MEAN])
     # int32 partial counts (a chunk holds < 2**31 paths): the histogram stays in L2
@@ -261,6 +262,9 @@ def market_statistics(
         price = np.zeros(LANES)
         uniform = np.zeros(LANES)  # uniforms of the lanes
         scratch = np.zeros((2, LANES), dtype=np.int64)  # bins, fixed-point values
+        # series kept for the demand side and the finance, month-major while the
+        # group runs (contiguous lane stores), copied to factor_paths per path after
+        series = np.zeros((horizon + 1, n_kept if keeping else 0, LANES))
         bits = np.zeros(LANES, dtype=np.int64)
         pow2 = bits.view(np.float64)
         first, last = b * per_block, min(n_paths, (b + 1) * per_block)
@@ -315,8 +319,8 @@ def market_statistics(
                 for lane in range(LANES):
                     demand[lane] = phi * demand[lane] + demand_b * z[0, lane]
                 if keeping:
-                    for lane in range(n_active):
-                        factor_paths[i0 + lane, 0, t] = demand[lane]
+                    for lane in range(LANES):
+                        series[t, 0, lane] = demand[lane]
                 # -- electricity
                 new_year = t > 1 and (t - 1) % 12 == 0
                 for r in range(n_regions):
@@ -450,8 +454,8 @@ def market_statistics(
                             log_v[lane] += regime_offset[gpu_regime[lane]]
                     exp_lanes(log_v, value, bits, pow2)
                     if keeping:
-                        for lane in range(n_active):
-                            factor_paths[i0 + lane, 1 + g, t] = value[lane]
+                        for lane in range(LANES):
+                            series[t, 1 + g, lane] = value[lane]
                     row = report[2 * n_regions + 1 + 2 * g]
                     record_lanes(
                         b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch
@@ -477,8 +481,8 @@ def market_statistics(
                         pow2,
                     )
                     if finance:
-                        for lane in range(n_active):
-                            factor_paths[i0 + lane, 1 + n_gens + g, t] = value[lane]
+                        for lane in range(LANES):
+                            series[t, 1 + n_gens + g, lane] = value[lane]
                     row = report[2 * n_regions + 2 + 2 * g]
                     record_lanes(
                         b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch
@@ -489,6 +493,13 @@ def market_statistics(
                 if tracing:
                     for lane in range(n_active):
                         trace[i0 + lane, 2, t] = gpu_regime[lane]
+            # -- the kept series, path by path (contiguous rows of factor_paths)
+            if keeping:
+                for lane in range(n_active):
+                    row = factor_paths[i0 + lane]
+                    for c in range(n_kept):
+                        for t in range(1, horizon + 1):
+                            row[c, t] = series[t, c, lane]
             # -- what each path's markets cost each site, and its curtailed MW
             for lane in range(n_active):
                 path_costs(
