@@ -44,8 +44,8 @@ from engine.kernels.contracts import (
     S_REVENUE,
     S_REVENUE_SQ,
     S_TERMINATED,
-    contract_statistics,
 )
+from engine.kernels.demand_kernel import contract_statistics
 from engine.scenario import Book
 
 __all__ = ["DemandStats", "quantiles_from_linear_histogram"]

@@ -22,7 +22,7 @@ from engine.scenario_finance import (
     Facility,
     OperatorFinance,
     parse_base_rate,
-    parse_facility,
+    parse_facilities,
     parse_operator_finance,
 )
 from engine.scenario_markets import Electricity, GpuMarket, parse_electricity, parse_gpu_market
@@ -423,7 +423,11 @@ def parse_book(data: Any, source: str) -> Book:
         r.finish()
     customers, contracts = _demand(top, source, {s.id: s for s in sites})
     base_rate = parse_base_rate(top.child("base_rate"))
-    facilities = _facilities(top, source, operators, sites, generations)
+    gpu_value = {
+        s.id: sum(p.gpus for p in s.phases) * generations[s.gpu_generation].market.new_price_usd
+        for s in sites
+    }
+    facilities = parse_facilities(top, source, operators, {s.id: s for s in sites}, gpu_value)
     top.finish()
     return Book(
         name,
@@ -438,37 +442,6 @@ def parse_book(data: Any, source: str) -> Book:
         base_rate,
         facilities,
     )
-
-
-def _facilities(
-    top: Reader,
-    source: str,
-    operators: dict[str, Operator],
-    sites: list[Site],
-    generations: dict[str, GpuGeneration],
-) -> tuple[Facility, ...]:
-    """Read the debt facilities; a site secures at most one facility."""
-    by_id = {s.id: s for s in sites}
-    gpu_price = {
-        s.id: sum(p.gpus for p in s.phases) * generations[s.gpu_generation].market.new_price_usd
-        for s in sites
-    }
-    facilities: list[Facility] = []
-    pledged: dict[str, str] = {}
-    seen: set[str] = set()
-    for key, raw in top.sequence("facilities"):
-        r = Reader(raw, source, key)
-        facility = parse_facility(r, operators, by_id, gpu_price)
-        _unique("facility", key, source, facility.id, seen)
-        for name in facility.collateral_sites:
-            if name in pledged:
-                raise r.error(
-                    "collateral_sites", name, f"sites not already pledged (to {pledged[name]})"
-                )
-            pledged[name] = facility.id
-        facilities.append(facility)
-        r.finish()
-    return tuple(facilities)
 
 
 def _demand(

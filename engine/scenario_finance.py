@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from engine.errors import InputError
 from engine.reader import Reader
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "OperatorFinance",
     "Refinancing",
     "parse_base_rate",
+    "parse_facilities",
     "parse_facility",
     "parse_operator_finance",
 ]
@@ -303,3 +305,34 @@ def parse_facility(
         r.integer("liquidation_months", 6, lo=1, hi=120),
     )
     return facility
+
+
+def parse_facilities(
+    top: Reader,
+    source: str,
+    operators: dict[str, Any],
+    sites: dict[str, Any],
+    gpu_value: dict[str, float],
+) -> tuple[Facility, ...]:
+    """Read ``facilities``: unique ids, and a site secures at most one facility.
+
+    ``gpu_value`` maps a site id to the new price of all its GPUs ($).
+    """
+    facilities: list[Facility] = []
+    pledged: dict[str, str] = {}
+    seen: set[str] = set()
+    for key, raw in top.sequence("facilities"):
+        r = Reader(raw, source, key)
+        facility = parse_facility(r, operators, sites, gpu_value)
+        if facility.id in seen:
+            raise InputError(source, f"{key}.id", facility.id, "an id not used by another facility")
+        seen.add(facility.id)
+        for name in facility.collateral_sites:
+            if name in pledged:
+                raise r.error(
+                    "collateral_sites", name, f"sites not already pledged (to {pledged[name]})"
+                )
+            pledged[name] = facility.id
+        facilities.append(facility)
+        r.finish()
+    return tuple(facilities)

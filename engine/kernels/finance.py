@@ -1,6 +1,6 @@
 """Finance of a group of paths: operators' cash, debt service, covenants, defaults, fire sales.
 
-Run by the contract kernel (engine/kernels/contracts.py) for each group of up
+Run by the demand kernel (engine/kernels/demand_kernel.py) for each group of up
 to ``LANES`` paths, once each path's inputs are gathered
 (engine/kernels/finance_inputs.py). The month's arithmetic runs across the
 group's lanes (vectorised), every lane one path.
