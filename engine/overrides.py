@@ -92,6 +92,8 @@ def _type_ok(expected: Any, value: Any) -> bool:
         return isinstance(value, str | int | float) and not isinstance(value, bool)
     if typing.get_origin(expected) is list:
         (inner,) = typing.get_args(expected)
+        if dataclasses.is_dataclass(inner):  # mappings, checked by the schema itself
+            return isinstance(value, list) and all(isinstance(v, dict) for v in value)
         return isinstance(value, list) and all(_type_ok(inner, v) for v in value)
     return True
 
@@ -99,7 +101,11 @@ def _type_ok(expected: Any, value: Any) -> bool:
 def _type_name(expected: Any) -> str:
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     if typing.get_origin(expected) is list:
-        return f"a list of {_type_name(typing.get_args(expected)[0])}s, like [12, 24]"
+        (inner,) = typing.get_args(expected)
+        if dataclasses.is_dataclass(inner):
+            keys = ", ".join(f.name for f in dataclasses.fields(inner))
+            return f"a list of mappings with the keys {keys}"
+        return f"a list of {_type_name(inner)}s, like [12, 24]"
     return names.get(expected, str(expected))
 
 
@@ -128,6 +134,26 @@ def _check_override(override: Override, multirun: bool) -> None:
     for value in values:
         if not _type_ok(expected, value):
             raise InputError(_source(text), key, value, _type_name(expected))
+        _check_item_keys(expected, value, text, key)
+
+
+def _check_item_keys(expected: Any, value: Any, text: str, key: str) -> None:
+    """Reject unknown keys in the mappings of a list of dataclasses (joint targets)."""
+    if typing.get_origin(expected) is not list:
+        return
+    (inner,) = typing.get_args(expected)
+    if not dataclasses.is_dataclass(inner):
+        return
+    known = [f.name for f in dataclasses.fields(inner)]
+    for i, item in enumerate(value):
+        for name in item:
+            if name not in known:
+                raise InputError(
+                    _source(text),
+                    f"{key}[{i}].{name}",
+                    item[name],
+                    f"a known key: {', '.join(known)}",
+                )
 
 
 def expand_sweep(parsed: Sequence[Override]) -> list[list[str]]:

@@ -190,6 +190,23 @@ CONFIG_ERRORS = [
         ["+run.extra=1"], "run.extra", "+run.extra=1", "a key the config already has", id="append"
     ),
     pytest.param(["run.seed=1,2"], "run.seed", "1,2", "add -m to sweep", id="sweep-without-m"),
+    pytest.param(
+        ["finance.contagion=maybe"], "finance.contagion", "maybe", "true or false", id="contagion"
+    ),
+    pytest.param(
+        ["finance.joint_targets=[{name: x, by_month: 0, no_operator_default: true}]"],
+        "finance.joint_targets[0].by_month",
+        "0",
+        "1..1200",
+        id="joint-target-month",
+    ),
+    pytest.param(
+        ["finance.joint_targets=[{nme: x}]"],
+        "finance.joint_targets[0].nme",
+        "x",
+        "a known key: name",
+        id="joint-target-key",
+    ),
 ]
 
 
