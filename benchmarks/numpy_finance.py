@@ -439,8 +439,9 @@ def _operator_month(
     state.default_month[o, defaulted] = t
     state.cause[o, defaulted] = fails[defaulted]
     for f in series.facs_of[o]:
-        state.ead[f, defaulted] = state.out[f, defaulted]
-        state.sell_from[f, defaulted] = t + 1
+        claim = defaulted & (state.out[f] > 0.0)  # a repaid loan's GPUs are not sold
+        state.ead[f, claim] = state.out[f, claim]
+        state.sell_from[f, claim] = t + 1
 
 
 def _fire_sales(

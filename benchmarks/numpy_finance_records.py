@@ -205,7 +205,8 @@ def record_paths(
         ok = np.ones((4, months.shape[1]), dtype=np.bool_)  # MW, customers, DSCR, operators
         if flags & FLAG_MW:
             own = named[ph[:, PH_OP].astype(np.intp)]
-            online = ph[own, PH_MW] @ (months[own] <= a.targets[j, T_MONTH])
+            by = min(a.targets[j, T_MONTH], horizon)  # months > T: not energized
+            online = ph[own, PH_MW] @ (months[own] <= by)
             ok[0] = online >= a.targets[j, T_MW] - 1e-9
         if flags & FLAG_CUSTOMERS:
             ok[1] = ~lost_customer[a.target_customers[j] > 0.5].any(axis=0)

@@ -27,6 +27,8 @@ from engine.kernels.finance_fields import (
     FR_LOSS,
     FR_LOSS_SQ,
     FR_REFINANCED,
+    MS_DEFAULT,
+    MS_FIRST_BREACH,
     O_EL_UNIT,
     O_LOSS_LO,
     O_LOSS_SCALE,
@@ -96,7 +98,7 @@ def risk_summary(stats: FinanceStats, book: Book) -> pl.DataFrame:
 
     n, a = stats.n_paths, stats.arrays
     for o, op in enumerate(book.operators):
-        by_month = np.cumsum(stats.month_sums[o, 1:, 9])
+        by_month = np.cumsum(stats.month_sums[o, 1:, MS_DEFAULT])
         for m in PD_MONTHS:
             if m <= stats.horizon:
                 c = by_month[m - 1]
@@ -118,7 +120,7 @@ def risk_summary(stats: FinanceStats, book: Book) -> pl.DataFrame:
         ):
             c = stats.op_sums[o, k]
             add("operator", op.id, None, metric, "probability", c / n, float(binomial_se(c, n)))
-        c = stats.month_sums[o, 1:, 8].sum()
+        c = stats.month_sums[o, 1:, MS_FIRST_BREACH].sum()
         add(
             "operator",
             op.id,

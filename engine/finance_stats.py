@@ -22,17 +22,29 @@ import polars as pl
 
 from engine.config import Settings
 from engine.demand_arrays import DemandArrays
+from engine.errors import InputError
 from engine.finance_arrays import DSCR_RANGE, LTV_TOP, FinanceArrays, lower_finance
 from engine.finance_quantiles import binomial_se, histogram_value_at_rank
 from engine.finance_risk import risk_summary
 from engine.kernels.finance_fields import (
     FAN_BINS,
     FS_ENABLED,
+    MS_ALIVE,
+    MS_BREACH,
+    MS_CASH,
+    MS_DEFAULT,
+    MS_DSCR,
+    MS_DSCR_N,
+    MS_EBITDA,
+    MS_FIRST_BREACH,
+    MS_LTV,
+    MS_LTV_N,
     N_FAC_SUMS,
     N_FAN,
     N_JOINT,
     N_MONTH_SUMS,
     N_OP_SUMS,
+    N_SCALARS,
     O_CASH_LO,
     O_CASH_SCALE,
     O_EBITDA_LO,
@@ -70,6 +82,16 @@ class FinanceStats:
         """Lower the finance side of a book and allocate empty statistics."""
         horizon = settings.run.horizon_months
         arrays = lower_finance(book, settings, demand, keep)
+        # a path adds at most about 2e10 to the int64 sums of squares (losses in units of
+        # 1e-5 of their scale, squared): exact sums need fewer than 2^62 / 2e10 paths
+        limit = int(2.0**62 / 2e10)
+        if settings.run.n_paths > limit:
+            raise InputError(
+                "command line",
+                "run.n_paths",
+                settings.run.n_paths,
+                f"at most {limit:,} paths for a book with debt (exact integer loss sums)",
+            )
         n_ops, n_fac = len(book.operators), len(book.facilities)
         width = horizon + 1
         return cls(
@@ -89,7 +111,7 @@ class FinanceStats:
     def disabled() -> tuple[tuple, tuple]:
         """Kernel inputs and outputs that switch finance off (same array types)."""
         z1, z2, i1 = np.zeros(0), np.zeros((0, 0)), np.zeros(0, dtype=np.int64)
-        fsc = np.zeros(16)
+        fsc = np.zeros(N_SCALARS)
         fsc[FS_ENABLED] = 0.0
         inputs = (z2, z2, i1, i1, z2, z2, z2, z1, fsc, z2, z2, z2)
         i64 = np.int64
@@ -144,19 +166,23 @@ class FinanceStats:
         lo_d, hi_d = DSCR_RANGE
         for o, op in enumerate(book.operators):
             s = self.month_sums[o, 1:]
-            alive = s[:, 0].astype(float)
+            alive = s[:, MS_ALIVE].astype(float)
             per = np.maximum(alive, 1.0)
             data: dict[str, object] = {
                 "operator": [op.id] * horizon,
                 "month": months,
                 "prob_not_in_default": alive / n,
-                "prob_default_by_month": np.cumsum(s[:, 9]) / n,
-                "prob_default_by_month_se": binomial_se(np.cumsum(s[:, 9]), n),
-                "prob_covenant_breach_by_month": np.cumsum(s[:, 8]) / n,
-                "prob_covenant_breach_by_month_se": binomial_se(np.cumsum(s[:, 8]), n),
-                "prob_in_breach": s[:, 7] / n,
-                "cash_usd_mean": np.where(alive > 0, s[:, 1] * USD_UNIT / per, np.nan),
-                "ebitda_usd_mean": np.where(alive > 0, s[:, 2] * USD_UNIT / per, np.nan),
+                "prob_not_in_default_se": binomial_se(alive, n),
+                "prob_default_by_month": np.cumsum(s[:, MS_DEFAULT]) / n,
+                "prob_default_by_month_se": binomial_se(np.cumsum(s[:, MS_DEFAULT]), n),
+                "prob_covenant_breach_by_month": np.cumsum(s[:, MS_FIRST_BREACH]) / n,
+                "prob_covenant_breach_by_month_se": binomial_se(
+                    np.cumsum(s[:, MS_FIRST_BREACH]), n
+                ),
+                "prob_in_breach": s[:, MS_BREACH] / n,
+                "prob_in_breach_se": binomial_se(s[:, MS_BREACH], n),
+                "cash_usd_mean": np.where(alive > 0, s[:, MS_CASH] * USD_UNIT / per, np.nan),
+                "ebitda_usd_mean": np.where(alive > 0, s[:, MS_EBITDA] * USD_UNIT / per, np.nan),
             }
             ranges = (
                 ("cash_usd", a.ops[o, O_CASH_LO], 1.0 / a.ops[o, O_CASH_SCALE]),
@@ -167,15 +193,15 @@ class FinanceStats:
             for v, (name, lo, width) in enumerate(ranges):
                 counts = self.fan_hist[1:, o, v, :]
                 if name == "dscr":
-                    defined = s[:, 4].astype(float)
+                    defined = s[:, MS_DSCR_N].astype(float)
                     data["dscr_mean"] = np.where(
-                        defined > 0, s[:, 3] * RATIO_UNIT / np.maximum(defined, 1), np.nan
+                        defined > 0, s[:, MS_DSCR] * RATIO_UNIT / np.maximum(defined, 1), np.nan
                     )
                     data["dscr_defined_share"] = np.where(alive > 0, defined / per, np.nan)
                 if name == "ltv":
-                    defined = s[:, 6].astype(float)
+                    defined = s[:, MS_LTV_N].astype(float)
                     data["ltv_mean"] = np.where(
-                        defined > 0, s[:, 5] * RATIO_UNIT / np.maximum(defined, 1), np.nan
+                        defined > 0, s[:, MS_LTV] * RATIO_UNIT / np.maximum(defined, 1), np.nan
                     )
                     data["ltv_defined_share"] = np.where(alive > 0, defined / per, np.nan)
                 for label, q in FAN_QUANTILES.items():

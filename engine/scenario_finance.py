@@ -1,7 +1,7 @@
 """Finance blocks of a book: operators' cash and costs, the base rate, debt facilities.
 
 MODEL.md section 5. Every block is optional: a book without ``facilities`` has
-no debt (cash flows are still simulated when it has contracts). Every value is
+no debt, and no finance is simulated for it. Every value is
 checked as it is read, with the file, the key and what is allowed in the
 message; docs/scenarios.md lists the fields with units, defaults and sources.
 """

@@ -64,7 +64,7 @@ def contract_statistics(
     factor_paths : numpy.ndarray
         ``float64[n, channels, T + 1]`` the paths' AI-demand factor and each
         generation's rent ($/GPU-hr) by month, from the market kernel; with
-        finance, also the channels of :func:`engine.kernels.finance.finance_path`.
+        finance, also the channels of :func:`engine.kernels.finance.finance_lanes`.
     customers ... planned_value
         Lowered demand side (:class:`engine.demand_arrays.DemandArrays`).
     fin_inputs : tuple

@@ -183,9 +183,8 @@ def finance_lanes(
     for g in range(n_gens):
         for lane in range(LANES):
             j_now[g, lane] = 0.0
-    # month of the last sale planned so far (sales and the impact's decay run until
-    # the end of the horizon once a first default happened)
-    last_sale = 0.0
+    # sales and the impact's decay run from the group's first default to the horizon
+    any_default = False
     for t in range(1, horizon + 1):
         rate_base = base_rate[t]
         for o in range(n_ops):
@@ -197,14 +196,14 @@ def finance_lanes(
         for f in range(n_fac):
             o = int(facilities[f, F_OP])
             rate = facilities[f, F_RATE] + (rate_base if facilities[f, F_FIXED] < 0.5 else 0.0)
-            amort_start, original = facilities[f, F_AMORT_START], facilities[f, F_MATURITY]
+            amort_start = facilities[f, F_AMORT_START]
             b_share = facilities[f, F_BALLOON]
             for lane in range(LANES):
                 draw = g_draw[t, f, lane]
                 drawn = fac_state[SF_DRAWN, f, lane] + draw
                 fac_state[SF_DRAWN, f, lane] = drawn
                 maturity = fac_state[SF_MATURITY, f, lane]
-                if draw > 0.0 and maturity == original:
+                if draw > 0.0:  # draws end at the original maturity: never after a refinancing
                     fac_state[SF_BALLOON, f, lane] = b_share * drawn
                 out = fac_state[SF_OUT, f, lane] + draw
                 interest = out * rate / 12.0
@@ -263,16 +262,17 @@ def finance_lanes(
                 if op_state[S_DEFAULT, o, lane] >= t and fails[o, lane] > 0.0:
                     op_state[S_DEFAULT, o, lane] = t
                     op_state[S_CAUSE, o, lane] = fails[o, lane]
+            any_default = True
             for f in range(n_fac):
                 if int(facilities[f, F_OP]) != o:
                     continue
-                last_sale = max(last_sale, t + facilities[f, F_LIQ_MONTHS])
                 for lane in range(LANES):
-                    if op_state[S_DEFAULT, o, lane] == t:
+                    # lenders with a claim repossess and sell; a repaid loan's GPUs stay put
+                    if op_state[S_DEFAULT, o, lane] == t and fac_state[SF_OUT, f, lane] > 0.0:
                         fac_state[SF_EAD, f, lane] = fac_state[SF_OUT, f, lane]
                         fac_state[SF_SELL_FROM, f, lane] = t + 1
         # lenders' sales and the impact they leave (nothing to do before a first default)
-        if last_sale > 0.0:
+        if any_default:
             _sell(t, t, paths, ch_resale, g_months, phases, pair_gen, facilities, gens, keep,
                   fac_state, j_now, sold)  # fmt: skip
     _sell(horizon + 1, horizon, paths, ch_resale, g_months, phases, pair_gen, facilities, gens,
@@ -339,7 +339,10 @@ def _test_facility(
         fac_state[SF_RUN, f, lane] = run
         breach_any[o, lane] += 1.0 if breach else 0.0
         tested_any[o, lane] += 1.0 if tested else 0.0
-        fails[o, lane] = CAUSE_COVENANT if alive and run >= cure else fails[o, lane]
+        # causes of one month: refinancing before covenant before liquidity (max code)
+        fails[o, lane] = (
+            max(fails[o, lane], CAUSE_COVENANT) if alive and run >= cure else fails[o, lane]
+        )
         out_total[o, lane] += out if alive else 0.0
         value_total[o, lane] += v if alive else 0.0
         value[f, lane] = ltv

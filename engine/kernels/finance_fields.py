@@ -157,11 +157,12 @@ N_TMP = 8
 #: A month after every horizon (no default, no breach, no sale).
 NEVER = float(1 << 30)
 
-#: Default causes (per operator): covenant, liquidity, refinancing.
+#: Default causes (per operator): covenant, liquidity, refinancing. Several in one month
+#: count once, as refinancing, else covenant, else liquidity (docs/model.md §10.2).
 CAUSE_COVENANT, CAUSE_LIQUIDITY, CAUSE_REFINANCING = 1, 2, 3
 #: Bins of the monthly fans (cash, EBITDA, DSCR, LTV).
 FAN_BINS = 512
-#: Bins of the minimum-DSCR and revenue-loss histograms (per operator).
+#: Bins of the revenue-loss histograms (per operator); the minimum DSCR uses FAN_BINS.
 PATH_BINS = 2048
 #: Caps of the DSCR and LTV summed for the means (the bins clamp at their ends).
 DSCR_CAP, LTV_CAP = 10.0, 10.0

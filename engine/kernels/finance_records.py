@@ -255,7 +255,8 @@ def record_group(
                 by = int(targets[j, T_MONTH])
                 online = 0.0
                 for p in range(phases.shape[0]):
-                    if target_ops[j, int(phases[p, PH_OP])] > 0.5 and g_months[p, lane] <= by:
+                    month = g_months[p, lane]  # T + 1 when not energized within the horizon
+                    if target_ops[j, int(phases[p, PH_OP])] > 0.5 and month <= min(by, horizon):
                         online += phases[p, PH_MW]
                 ok_mw = online >= targets[j, T_MW] - 1e-9
             if flags & FLAG_CUSTOMERS:
