@@ -26,6 +26,7 @@ from engine.kernels.finance_fields import (
     FR_LGD_SQ,
     FR_LOSS,
     FR_LOSS_SQ,
+    FR_RECOVERED,
     FR_REFINANCED,
     MS_DEFAULT,
     MS_FIRST_BREACH,
@@ -180,12 +181,14 @@ def risk_summary(stats: FinanceStats, book: Book) -> pl.DataFrame:
             lgd_var = max(s[FR_LGD_SQ] * LGD_SQ_UNIT / d - lgd * lgd, 0.0)
             lgd_se = math.sqrt(lgd_var / d)
             ead = s[FR_EAD] * USD_UNIT / d
+            recovered = s[FR_RECOVERED] * USD_UNIT / d
             weighted = s[FR_LOSS] / s[FR_EAD] if s[FR_EAD] > 0 else math.nan
         else:
-            lgd, lgd_se, ead, weighted = math.nan, None, math.nan, math.nan
+            lgd, lgd_se, ead, recovered, weighted = math.nan, None, math.nan, math.nan, math.nan
         add("facility", fac.operator, fac.id, "lgd", "share", lgd, lgd_se)
         add("facility", fac.operator, fac.id, "lgd_exposure_weighted", "share", weighted, None)
         add("facility", fac.operator, fac.id, "ead_given_default", "USD", ead, None)
+        add("facility", fac.operator, fac.id, "recovered_given_default", "USD", recovered, None)
         r = int(s[FR_REFINANCED])
         add(
             "facility",

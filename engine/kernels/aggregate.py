@@ -35,6 +35,12 @@ __all__ = ["capacity_counts", "phase_chain_counts"]
 N_MEASURES = 3  # IT kW, GPUs, milli-H100-equivalents
 
 
+@njit(cache=True, inline="always")
+def _whole(x: float) -> np.int64:
+    """Nearest integer (half up), also for negative values: fixed-point sums."""
+    return np.int64(math.floor(x + 0.5))
+
+
 @njit(cache=True)
 def _month(energized: float, horizon: int) -> int:
     if not energized <= horizon:  # also catches inf and nan

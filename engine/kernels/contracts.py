@@ -23,11 +23,10 @@ Every statistic is an integer (counts, whole dollars, fixed-point shares).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
+from engine.kernels.aggregate import _whole
 from engine.kernels.contract_records import (
     D_ENABLED,
     D_RELET,
@@ -94,12 +93,6 @@ GROUP = 64
 #: Months from a customer's default to the recovery's payment (E: about a year in
 #: bankruptcy; docs/model.md §10.1).
 RECOVERY_LAG_MONTHS = 12
-
-
-@njit(cache=True, inline="always")
-def _whole(x: float) -> np.int64:
-    """Nearest integer (half up), also for negative values."""
-    return np.int64(math.floor(x + 0.5))
 
 
 @njit(cache=True)

@@ -80,7 +80,6 @@ from engine.kernels.finance_fields import (
     S_DEFAULT,
     S_FIRST_BREACH,
     S_MIN_DSCR,
-    S_TESTED,
     SF_BALLOON,
     SF_DRAWN,
     SF_EAD,
@@ -164,11 +163,11 @@ def finance_lanes(
     breach_any, fails = tmp[4], tmp[5]
     tested_any = tmp[6]
     value = tmp[7]
+    dscr_now = tmp[8]  # the operator's DSCR this month (nan: undefined or in default)
     for o in range(n_ops):
         for lane in range(LANES):
             op_state[S_CASH, o, lane] = ops[o, O_CASH0]
             op_state[S_MIN_DSCR, o, lane] = math.inf
-            op_state[S_TESTED, o, lane] = 0.0
             # lanes without a path count as in default from the start (never recorded)
             op_state[S_DEFAULT, o, lane] = NEVER if lane < n_active else -1.0
             op_state[S_FIRST_BREACH, o, lane] = NEVER
@@ -245,13 +244,14 @@ def finance_lanes(
                 if alive and breach_any[o, lane] > 0.0 and op_state[S_FIRST_BREACH, o, lane] > t:
                     op_state[S_FIRST_BREACH, o, lane] = t
                 d_w = cum_d[t, o, lane] - cum_d[w0, o, lane]
-                dscr = (cum_e[t, o, lane] - cum_e[w0, o, lane]) / d_w
-                if alive and d_w > 0.0 and tested_any[o, lane] > 0.0:
-                    op_state[S_TESTED, o, lane] = 1.0
+                has = alive and d_w > 0.0
+                dscr = (cum_e[t, o, lane] - cum_e[w0, o, lane]) / d_w if has else np.nan
+                dscr_now[o, lane] = dscr
+                if has and tested_any[o, lane] > 0.0:
                     op_state[S_MIN_DSCR, o, lane] = min(op_state[S_MIN_DSCR, o, lane], dscr)
             record_lanes_month(
-                b, o, t, n_active, op_state, g_ebitda, cum_d, w0, cum_e, breach_any, fails,
-                out_total, value_total, ops, fsc, month_sums, fan_bins,
+                b, o, t, op_state, g_ebitda, dscr_now, breach_any, fails, out_total,
+                value_total, ops, fsc, month_sums, fan_bins,
             )  # fmt: skip
             n_fail = 0
             for lane in range(LANES):

@@ -139,8 +139,9 @@ N_OP_SUMS = 8
 N_FAC_SUMS = 8
 
 # lane state of the month loop: op_state[N_OP_STATE, O, LANES], fac_state[N_FAC_STATE, F, LANES]
-S_CASH, S_MIN_DSCR, S_TESTED, S_DEFAULT, S_CAUSE, S_FIRST_BREACH = range(6)
-N_OP_STATE = 6
+# (S_MIN_DSCR stays +inf until a DSCR is tested)
+S_CASH, S_MIN_DSCR, S_DEFAULT, S_CAUSE, S_FIRST_BREACH = range(5)
+N_OP_STATE = 5
 (
     SF_OUT,
     SF_DRAWN,
@@ -153,7 +154,7 @@ N_OP_STATE = 6
 ) = range(8)
 N_FAC_STATE = 8
 #: Rows of the month loop's lane scratch ``tmp``.
-N_TMP = 8
+N_TMP = 9
 #: A month after every horizon (no default, no breach, no sale).
 NEVER = float(1 << 30)
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
+from engine.kernels.aggregate import _whole
 from engine.kernels.finance_fields import (
     CAUSE_COVENANT,
     CAUSE_LIQUIDITY,
@@ -71,7 +72,6 @@ from engine.kernels.finance_fields import (
     S_DEFAULT,
     S_FIRST_BREACH,
     S_MIN_DSCR,
-    S_TESTED,
     SF_EAD,
     SF_PROCEEDS,
     SF_SELL_FROM,
@@ -94,12 +94,6 @@ LGD_SQ_UNIT = 1e-8
 
 
 @njit(cache=True, inline="always")
-def _whole(x: float) -> np.int64:
-    """Nearest integer (half up), also for negative values."""
-    return np.int64(math.floor(x + 0.5))
-
-
-@njit(cache=True, inline="always")
 def linear_bin(x: float, lo: float, scale: float, n_bins: int) -> int:
     """Bin ``(x - lo) x scale`` clamped to ``0 .. n_bins - 1`` (also for +-inf; x not nan)."""
     y = min(max((x - lo) * scale, 0.0), n_bins - 1.0)
@@ -111,12 +105,9 @@ def record_lanes_month(
     b: int,
     o: int,
     t: int,
-    n_active: int,
     op_state: np.ndarray,
     g_ebitda: np.ndarray,
-    cum_d: np.ndarray,
-    w0: int,
-    cum_e: np.ndarray,
+    dscr_now: np.ndarray,
     breach_any: np.ndarray,
     fails: np.ndarray,
     out_total: np.ndarray,
@@ -130,6 +121,7 @@ def record_lanes_month(
 
     Sums are added once for the group (integer lane sums); fan bins are written
     to ``fan_bins[o, v, t, lane]`` for every lane (-1: not recorded).
+    ``dscr_now[o, lane]`` is the month's DSCR where defined (nan otherwise).
     """
     n_bins = FAN_BINS
     cash_lo, cash_scale = ops[o, O_CASH_LO], ops[o, O_CASH_SCALE]
@@ -143,9 +135,9 @@ def record_lanes_month(
         alive = op_state[S_DEFAULT, o, lane] >= t
         cash = op_state[S_CASH, o, lane]
         ebitda = g_ebitda[t, o, lane]
-        d_w = cum_d[t, o, lane] - cum_d[w0, o, lane]
-        has_dscr = alive and d_w > 0.0
-        dscr = (cum_e[t, o, lane] - cum_e[w0, o, lane]) / d_w if has_dscr else 0.0
+        dscr = dscr_now[o, lane]
+        has_dscr = dscr == dscr  # not nan: alive, with debt service in the window
+        dscr = dscr if has_dscr else 0.0
         has_ltv = alive and out_total[o, lane] > 0.0
         ltv = out_total[o, lane] / value_total[o, lane] if has_ltv else 0.0
         n_alive += 1 if alive else 0
@@ -212,7 +204,8 @@ def record_group(
                 if c != CAUSE_COVENANT and c != CAUSE_LIQUIDITY:
                     k = R_DEF_REFINANCING
                 op_sums[b, o, k] += 1
-            if op_state[S_TESTED, o, lane] > 0.0:
+            tested = op_state[S_MIN_DSCR, o, lane] < math.inf  # a DSCR was tested
+            if tested:
                 op_sums[b, o, R_TESTED] += 1
                 k = linear_bin(
                     op_state[S_MIN_DSCR, o, lane], fsc[FS_DSCR_LO], fsc[FS_DSCR_SCALE], n_dbins
@@ -267,7 +260,8 @@ def record_group(
                 if target_ops[j, o] < 0.5:
                     continue
                 low = op_state[S_MIN_DSCR, o, lane] < targets[j, T_DSCR]
-                if flags & FLAG_DSCR and op_state[S_TESTED, o, lane] > 0.0 and low:
+                tested = op_state[S_MIN_DSCR, o, lane] < math.inf
+                if flags & FLAG_DSCR and tested and low:
                     ok_d = False
                 if flags & FLAG_OPERATORS and op_state[S_DEFAULT, o, lane] <= horizon:
                     ok_o = False
