@@ -180,8 +180,10 @@ class MarketStats:
             ``float64[n, K, T + 1]`` filled with the paths' factor channels
             (:func:`engine.market_arrays.trace_channels`).
         factor_paths : numpy.ndarray, optional
-            ``float64[n, 1 + G, T + 1]`` filled with the paths' AI-demand factor
-            and rents by month (months 1..T), for the demand side.
+            ``float64[ceil(n / LANES), channels, T + 1, LANES]`` filled with the
+            paths' AI-demand factor and rents by month (and, with finance, resale
+            values, energy cost and capex), for the demand side: path ``i`` in
+            group ``i // LANES``, lane ``i % LANES``.
         """
         a = self.arrays
         fields = [
@@ -215,7 +217,7 @@ class MarketStats:
             self.site_hist,
             self.site_sums,
             trace if trace is not None else np.zeros((0, 0, 0)),
-            factor_paths if factor_paths is not None else np.zeros((0, 0, 0)),
+            factor_paths if factor_paths is not None else np.zeros((0, 0, 0, 0)),
         )
 
     def market_by_month(self, book: Book) -> pl.DataFrame:

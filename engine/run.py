@@ -20,6 +20,7 @@ from engine import __version__
 from engine.config import Settings
 from engine.demand_stats import DemandStats
 from engine.finance_stats import FinanceStats
+from engine.kernels.lanes import LANES
 from engine.market_stats import MarketStats
 from engine.resources import scenario_path
 from engine.results import command_line, git_commit, package_versions, write_run
@@ -53,7 +54,7 @@ class RunOutput:
 
 
 #: Paths whose factor paths are kept at once for the demand side (memory bound).
-DEMAND_SUBCHUNK = 8_192
+DEMAND_SUBCHUNK = 8_192  # a multiple of LANES
 
 
 def compute_tables(
@@ -145,21 +146,22 @@ def _markets_and_demand(
     The demand side needs each path's AI-demand factor and rents by month, the
     finance also resale values, energy cost and facility capex (1 + 2 G + 2 O
     series); they are kept for ``DEMAND_SUBCHUNK`` paths at a time in one reused
-    buffer (float64, T + 1 months per series), which bounds memory; the
-    statistics do not depend on it.
+    buffer (float64, T + 1 months per series, groups of ``LANES`` paths side by
+    side), which bounds memory; the statistics do not depend on it.
     """
     n_gens = markets.arrays.gpu.shape[0]
     channels = 1 + n_gens if demand.finance is None else demand.finance.arrays.n_channels
-    buffer = np.empty((0, channels, markets.horizon + 1))
+    width = markets.horizon + 1
+    buffer = np.empty((0, channels, width, LANES))
 
     def hook(energization: np.ndarray, path0: int, n_blocks: int) -> None:
         nonlocal buffer
-        size = min(DEMAND_SUBCHUNK, energization.shape[0])
-        if buffer.shape[0] < size:  # allocated once, reused: every month is overwritten
-            buffer = np.empty((size, channels, markets.horizon + 1))
+        groups = (min(DEMAND_SUBCHUNK, energization.shape[0]) + LANES - 1) // LANES
+        if buffer.shape[0] < groups:  # allocated once, reused: every month is overwritten
+            buffer = np.empty((groups, channels, width, LANES))
         for off in range(0, energization.shape[0], DEMAND_SUBCHUNK):
             part = energization[off : off + DEMAND_SUBCHUNK]
-            paths = buffer[: part.shape[0]]
+            paths = buffer[: (part.shape[0] + LANES - 1) // LANES]
             markets.add(part, path0 + off, n_blocks, factor_paths=paths)
             demand.add(part, paths, path0 + off, n_blocks)
 

@@ -197,7 +197,9 @@ def run_finance(
 
             def add_and_keep(e: np.ndarray, fp: np.ndarray, path0: int, n_blocks: int) -> None:
                 add(e, fp, path0, n_blocks)
-                paths.append(fp.copy())
+                # [group, channel, month, lane] -> [path, channel, month]
+                by_path = fp.transpose(0, 3, 1, 2).reshape(-1, fp.shape[1], fp.shape[2])
+                paths.append(by_path[: e.shape[0]].copy())
                 times.append(e.copy())
 
             demand.add = add_and_keep

@@ -28,6 +28,10 @@ __all__ = [
 K_THRESHOLD, K_SQRT_RHO, K_RHO, K_RECOVERY = 0, 1, 2, 3
 D_ENABLED, D_STUDENT, D_NU, D_RELET, D_PHI, D_DEMAND_ON = range(6)
 NEVER_MONTH = 1 << 30
+#: Per lane and contract, what the backlog needs (``state`` of contract_group).
+L_DELIVER, L_END, L_FREED, L_TERM_END = range(4)
+#: Paths simulated together, one per SIMD lane (== engine.kernels.lanes.LANES).
+GROUP = 64
 #: Shares of the planned revenue whose loss is counted (revenue_risk).
 LOST_SHARES = (0.25, 0.5, 0.75)
 
@@ -90,103 +94,126 @@ def default_months(
                 alive -= 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def scope_revenue(
     b: int,
-    work: np.ndarray,
-    scope_row: int,
+    n_active: int,
+    revenue: np.ndarray,
     n_ctr: int,
     caps: np.ndarray,
-    n_ops: int,
     rev_sums: np.ndarray,
     rev_bins: np.ndarray,
-    lane: int,
     n_bins: int,
     lost_counts: np.ndarray,
+    realised: np.ndarray,
 ) -> None:
-    """Add each scope's revenue by month (with and without re-letting) and lost share.
+    """Add a group's revenue by scope and month (with and without re-letting) and lost share.
 
-    Scopes are the total, then each operator; ``lost_counts[b, s, j]`` counts the
-    paths whose revenue over the horizon is below (1 - LOST_SHARES[j]) x planned.
+    ``revenue`` is ``float64[O + 1, 2, T + 1, GROUP]`` (scopes: the total, then
+    each operator); bins go to ``rev_bins[s, v, t, lane]``; ``lost_counts[b, s, j]``
+    counts the paths whose revenue over the horizon is below
+    (1 - LOST_SHARES[j]) x planned. ``realised`` is ``float64[GROUP]`` scratch.
     """
     horizon = rev_sums.shape[3] - 1
-    for s in range(n_ops + 1):
+    for s in range(revenue.shape[0]):
         cap = caps[n_ctr + s]
         scale = n_bins / cap if cap > 0.0 else 0.0
-        realised = 0.0
+        for lane in range(n_active):
+            realised[lane] = 0.0
         for v in range(2):
-            row = work[scope_row + 2 * s + v]
             for t in range(1, horizon + 1):
-                value = row[t]
-                if v == 0:
-                    realised += value
-                rev_sums[b, s, v, t] += np.int64(value + 0.5)
-                rev_bins[lane, s, v, t] = min(max(int(value * scale), 0), n_bins - 1)
-        planned = caps[n_ctr + n_ops + 1 + s]
-        for j in range(len(LOST_SHARES)):
-            if realised < (1.0 - LOST_SHARES[j]) * planned:
-                lost_counts[b, s, j] += 1
+                whole = 0
+                for lane in range(n_active):
+                    value = revenue[s, v, t, lane]
+                    if v == 0:
+                        realised[lane] += value
+                    whole += np.int64(value + 0.5)
+                    rev_bins[s, v, t, lane] = min(max(int(value * scale), 0), n_bins - 1)
+                rev_sums[b, s, v, t] += whole
+        planned = caps[n_ctr + revenue.shape[0] + s]
+        for lane in range(n_active):
+            for j in range(len(LOST_SHARES)):
+                if realised[lane] < (1.0 - LOST_SHARES[j]) * planned:
+                    lost_counts[b, s, j] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def concentration(
     b: int,
-    contracts: np.ndarray,
-    work: np.ndarray,
-    iwork: np.ndarray,
-    default_month: np.ndarray,
-    n_ops: int,
+    n_active: int,
+    c_op: np.ndarray,
+    c_cust: np.ndarray,
+    c_value: np.ndarray,
+    state: np.ndarray,
     conc_sums: np.ndarray,
     conc_bins: np.ndarray,
-    lane: int,
     n_cbins: int,
+    backlog: np.ndarray,
+    total: np.ndarray,
 ) -> None:
-    """HHI, 1/HHI and top-1 share of each operator's backlog by month.
+    """HHI, 1/HHI and top-1 share of each operator's backlog by month, for a group.
 
     Backlog of customer k at month t: sum over its contracts still live at t
     (before a termination decision, a default or the end of service) of
     contracted GPUs x rate x months of service left (from the later of t and
     first delivery to the end of the original term, or of the renewal once it
-    has been decided).
+    has been decided); ``c_op``, ``c_cust`` and ``c_value`` are each contract's
+    operator, customer and contracted value per month of service (GPUs x $ per
+    GPU-month). ``state`` holds each contract's months per lane
+    (:func:`engine.kernels.contracts.contract_group`); bins go to
+    ``conc_bins[o, 0 | 1, t, lane]`` (-1: no backlog). ``backlog`` and ``total``
+    are ``float64[K, GROUP]`` and ``float64[GROUP]`` scratch.
     """
-    n_ctr = contracts.shape[0]
-    n_cust = default_month.shape[0]
+    n_ctr, n_ops, n_cust = c_op.shape[0], conc_sums.shape[1], backlog.shape[0]
     horizon = conc_sums.shape[3] - 1
-    backlog = work[work.shape[0] - n_cust :, 0]
     for o in range(n_ops):
-        last = 0  # last month with backlog left: none after it
+        last = 0  # last month with backlog left on any lane: none after it
         for c in range(n_ctr):
-            if iwork[c, 3] == o:
-                last = max(last, min(iwork[c, 2] - 1, iwork[c, 1]))
-        for t in range(min(last, horizon) + 1, horizon + 1):
-            conc_bins[lane, o, 0, t] = -1
-        for t in range(1, min(last, horizon) + 1):
-            backlog[:] = 0.0
-            total = 0.0
-            conc_bins[lane, o, 0, t] = -1  # no backlog left
-            for c in range(n_ctr):
-                if iwork[c, 3] != o or t >= iwork[c, 2]:
-                    continue
-                # the renewal months count once decided, after the original term
-                end = iwork[c, 5] if t <= iwork[c, 5] else iwork[c, 1]
-                left = end - max(t, iwork[c, 0]) + 1
-                if left > 0:
-                    value = work[c, horizon + 1] * left
-                    backlog[iwork[c, 4]] += value
-                    total += value
-            if total <= 0.0:
-                continue
-            hhi, top1 = 0.0, 0.0
+            if c_op[c] == o:
+                for lane in range(n_active):
+                    last = max(last, min(state[L_FREED, c, lane] - 1, state[L_END, c, lane]))
+        last = min(last, horizon)
+        for t in range(1, horizon + 1):
+            for lane in range(GROUP):
+                conc_bins[o, 0, t, lane] = -1
+        for t in range(1, last + 1):
             for k in range(n_cust):
-                share = backlog[k] / total
-                hhi += share * share
-                top1 = max(top1, share)
-            conc_sums[b, o, 0, t] += np.int64(hhi * 1e6 + 0.5)
-            conc_sums[b, o, 1, t] += np.int64(top1 * 1e6 + 0.5)
-            conc_sums[b, o, 2, t] += np.int64(1e6 / hhi + 0.5)
-            conc_sums[b, o, 3, t] += 1
-            conc_bins[lane, o, 0, t] = min(int(hhi * n_cbins), n_cbins - 1)
-            conc_bins[lane, o, 1, t] = min(int(top1 * n_cbins), n_cbins - 1)
+                for lane in range(GROUP):
+                    backlog[k, lane] = 0.0
+            for lane in range(GROUP):
+                total[lane] = 0.0
+            for c in range(n_ctr):
+                if c_op[c] != o:
+                    continue
+                k, per_month = c_cust[c], c_value[c]
+                for lane in range(GROUP):
+                    # the renewal months count once decided, after the original term
+                    term_end = state[L_TERM_END, c, lane]
+                    end = term_end if t <= term_end else state[L_END, c, lane]
+                    left = end - max(t, state[L_DELIVER, c, lane]) + 1
+                    live = t < state[L_FREED, c, lane] and left > 0
+                    value = per_month * left if live else 0.0
+                    backlog[k, lane] += value
+                    total[lane] += value
+            hhi_sum, top_sum, inv_sum, n = 0, 0, 0, 0
+            for lane in range(n_active):
+                if total[lane] <= 0.0:
+                    continue
+                hhi, top1 = 0.0, 0.0
+                for k in range(n_cust):
+                    share = backlog[k, lane] / total[lane]
+                    hhi += share * share
+                    top1 = max(top1, share)
+                hhi_sum += np.int64(hhi * 1e6 + 0.5)
+                top_sum += np.int64(top1 * 1e6 + 0.5)
+                inv_sum += np.int64(1e6 / hhi + 0.5)
+                n += 1
+                conc_bins[o, 0, t, lane] = min(int(hhi * n_cbins), n_cbins - 1)
+                conc_bins[o, 1, t, lane] = min(int(top1 * n_cbins), n_cbins - 1)
+            conc_sums[b, o, 0, t] += hhi_sum
+            conc_sums[b, o, 1, t] += top_sum
+            conc_sums[b, o, 2, t] += inv_sum
+            conc_sums[b, o, 3, t] += n
 
 
 @njit(cache=True)
@@ -198,17 +225,20 @@ def scatter_group(
     rev_hist: np.ndarray,
     conc_hist: np.ndarray,
 ) -> None:
-    """Add a group's revenue and concentration bins, month by month (-1: nothing)."""
-    n_scopes, n_var, width = rev_bins.shape[1], rev_bins.shape[2], rev_bins.shape[3]
+    """Add a group's revenue and concentration bins, month by month (-1: nothing).
+
+    ``rev_bins[s, v, t, lane]`` and ``conc_bins[o, 0 | 1, t, lane]`` (lanes innermost).
+    """
+    n_scopes, n_var, width = rev_bins.shape[0], rev_bins.shape[1], rev_bins.shape[2]
     for s in range(n_scopes):
         for v in range(n_var):
             for t in range(1, width):
                 for lane in range(n_active):
-                    rev_hist[b, s, v, t, rev_bins[lane, s, v, t]] += 1
-    for o in range(conc_bins.shape[1]):
+                    rev_hist[b, s, v, t, rev_bins[s, v, t, lane]] += 1
+    for o in range(conc_bins.shape[0]):
         for t in range(1, width):
             for lane in range(n_active):
-                k = conc_bins[lane, o, 0, t]
+                k = conc_bins[o, 0, t, lane]
                 if k >= 0:
                     conc_hist[b, o, 0, t, k] += 1
-                    conc_hist[b, o, 1, t, conc_bins[lane, o, 1, t]] += 1
+                    conc_hist[b, o, 1, t, conc_bins[o, 1, t, lane]] += 1

@@ -1,9 +1,13 @@
-"""The demand side of one path: customer defaults, contract revenue, concentration.
+"""The demand side of a group of paths: customer defaults, contract revenue.
 
-Run for each path by engine/kernels/demand_kernel.py after the market kernel,
-on the path's AI-demand factor and GPU rents by month (written by the market
-kernel) and its energization months.
-Order of events (docs/model.md §9.1), the same on every path:
+Run by engine/kernels/demand_kernel.py after the market kernel, on the paths'
+AI-demand factor and GPU rents by month (written by the market kernel, lanes
+innermost) and their energization months. :func:`path_draws` draws one path's
+numbers (its customers' default months, two uniforms per contract);
+:func:`contract_group` then runs every contract of a group of ``GROUP`` paths,
+month by month across the lanes (vectorised: each lane's arithmetic is the
+same as a loop over its own months, so the statistics do not depend on the
+grouping). Order of events (docs/model.md §9.1), the same on every path:
 
 1. Each customer's default month: the first month t with
    X = sqrt(rho) D_t + b_t eps < c (Student-t: X scaled by sqrt(nu / W_t)),
@@ -30,11 +34,14 @@ from engine.kernels.aggregate import _whole
 from engine.kernels.contract_records import (
     D_ENABLED,
     D_RELET,
+    GROUP,
     K_RECOVERY,
+    L_DELIVER,
+    L_END,
+    L_FREED,
+    L_TERM_END,
     NEVER_MONTH,
-    concentration,
     default_months,
-    scope_revenue,
 )
 from engine.market_arrays import HOURS_PER_MONTH
 from engine.rng import next_uniform, seed_stream
@@ -45,7 +52,8 @@ __all__ = [
     "N_CONTRACT_FIELDS",
     "N_CONTRACT_SUMS",
     "N_CUSTOMER_FIELDS",
-    "contract_path",
+    "contract_group",
+    "path_draws",
 ]
 
 # customer fields: K_* (contract_records)
@@ -88,105 +96,131 @@ N_CONTRACT_FIELDS = 16
     S_REVENUE_SQ,
 ) = range(13)
 N_CONTRACT_SUMS = 13
-#: Paths whose histogram bins are added month by month together (cache locality).
-GROUP = 64
 #: Months from a customer's default to the recovery's payment (E: about a year in
 #: bankruptcy; docs/model.md §10.1).
 RECOVERY_LAG_MONTHS = 12
 
 
 @njit(cache=True)
-def contract_path(
-    b: int,
+def path_draws(
     seed: np.uint64,
     path: np.uint64,
-    months: np.ndarray,
     demand: np.ndarray,
-    rent: np.ndarray,
     rng: np.ndarray,
-    work: np.ndarray,
-    iwork: np.ndarray,
+    customers: np.ndarray,
+    n_ctr: int,
+    dsc: np.ndarray,
+    streams: np.ndarray,
+    default_month: np.ndarray,
+    g_tau: np.ndarray,
+    g_u: np.ndarray,
+    lane: int,
+) -> None:
+    """Seed one path's demand-side streams and draw its customers and contracts.
+
+    Parameters
+    ----------
+    seed, path : numpy.uint64
+        Run seed and global path id.
+    demand : numpy.ndarray
+        ``float64[T + 1]`` the path's AI-demand factor.
+    rng : numpy.ndarray
+        ``uint64[4, K + C + 1 + F]`` generator states, seeded here (the streams
+        after the contracts' are the finance's: read by the caller).
+    customers, dsc, streams : numpy.ndarray
+        Lowered demand side (:mod:`engine.demand_arrays`).
+    default_month : numpy.ndarray
+        ``int64[K]`` scratch.
+    g_tau, g_u : numpy.ndarray
+        ``int64[K, GROUP]`` written in lane ``lane`` with each customer's default
+        month (``NEVER_MONTH``: none by T); ``float64[C, 2, GROUP]`` with each
+        contract's termination and renewal uniforms.
+    """
+    n_cust = customers.shape[0]
+    for j in range(streams.shape[0]):
+        seed_stream(rng, j, seed, path, streams[j])
+    default_month[:] = NEVER_MONTH
+    if dsc[D_ENABLED] > 0.5:
+        default_months(rng, n_cust + n_ctr, demand, customers, dsc, default_month)
+    for k in range(n_cust):
+        g_tau[k, lane] = default_month[k]
+    for c in range(n_ctr):
+        g_u[c, 0, lane] = next_uniform(rng, n_cust + c)
+        g_u[c, 1, lane] = next_uniform(rng, n_cust + c)
+
+
+@njit(cache=True, error_model="numpy")
+def contract_group(
+    b: int,
+    n_active: int,
+    g_months: np.ndarray,
+    g_tau: np.ndarray,
+    g_u: np.ndarray,
+    fp: np.ndarray,
     customers: np.ndarray,
     contracts: np.ndarray,
     phase_start: np.ndarray,
     phase_index: np.ndarray,
     phase_gpus: np.ndarray,
     dsc: np.ndarray,
-    streams: np.ndarray,
     caps: np.ndarray,
     planned_value: np.ndarray,
     ct_sums: np.ndarray,
     ct_hist: np.ndarray,
-    rev_sums: np.ndarray,
-    rev_hist: np.ndarray,
-    conc_sums: np.ndarray,
-    conc_hist: np.ndarray,
     cust_sums: np.ndarray,
-    lost_counts: np.ndarray,
-    rev_bins: np.ndarray,
-    conc_bins: np.ndarray,
-    lane: int,
+    gpus: np.ndarray,
+    lane_f: np.ndarray,
+    lane_i: np.ndarray,
+    state: np.ndarray,
+    revenue: np.ndarray,
+    cash: np.ndarray,
 ) -> None:
-    """Simulate one path's customers and contracts and add its statistics to block ``b``.
+    """Simulate every contract of a group of paths (lanes ``0 .. n_active - 1``).
 
     Parameters
     ----------
-    b : int
-        Block of the partial results.
-    seed, path : numpy.uint64
-        Run seed and global path id (the streams of the demand side).
-    months : numpy.ndarray
-        ``int64[P]`` energization month of each phase on the path (> T: never).
-    demand, rent : numpy.ndarray
-        ``float64[T + 1]`` AI-demand factor and ``float64[G, T + 1]`` rent of
-        each generation ($/GPU-hr) on the path.
-    rng : numpy.ndarray
-        ``uint64[4, K + C + 1]`` generator states.
-    work, iwork : numpy.ndarray
-        Scratch: ``float64[C + 2 (O + 1) + K + O, T + 2]`` (GPUs in service by
-        contract and month, and in column T + 1 the contract's value per month at
-        full delivery; revenue by scope and month; backlog by customer; the
-        contracts' other cash by operator: prepayments received, credited and
-        refunded, recoveries) and
-        ``int64[C + K, 6]`` (per contract: first month of service, last, first
-        month out of the backlog, operator, customer, end of the original term;
-        per customer: default month).
-    customers, contracts, phase_start, phase_index, phase_gpus, dsc, streams, caps
+    b, n_active : int
+        Block of the partial results; lanes holding a path.
+    g_months, g_tau, g_u : numpy.ndarray
+        ``int64[P, GROUP]`` energization month of each phase (> T: never; also
+        for lanes without a path), and the draws of :func:`path_draws`.
+    fp : numpy.ndarray
+        ``float64[channels, T + 1, GROUP]`` the group's market channels: AI-demand
+        factor, then each generation's rent ($/GPU-hr).
+    customers ... planned_value
         Lowered demand side (:mod:`engine.demand_arrays`). ``caps``: each
         contract's largest revenue over the horizon, each scope's (total, then
-        operators) largest monthly revenue, each scope's planned revenue over
-        the horizon (the histogram ranges and the base of the lost share), in $.
-    planned_value : numpy.ndarray
-        ``float64[C]`` each contract's revenue within the horizon with every
-        phase energized at its planned month, $.
-    ct_sums, ct_hist, rev_sums, rev_hist, conc_sums, conc_hist, cust_sums, lost_counts
+        operators) largest monthly revenue and planned revenue over the horizon
+        (the histogram ranges and the base of the lost share), in $.
+    ct_sums, ct_hist, cust_sums : numpy.ndarray
         Block partial statistics (:class:`engine.demand_stats.DemandStats`).
-    rev_bins, conc_bins, lane : numpy.ndarray, numpy.ndarray, int
-        The path's histogram bins of revenue by scope and month, and of HHI and
-        top-1 share by operator and month (-1: no backlog), written in row
-        ``lane``: :func:`contract_statistics` adds them month by month for a group
-        of paths, so that each month's histogram is fetched once per group.
+    gpus, lane_f, lane_i : numpy.ndarray
+        Scratch: ``float64[T + 2, GROUP]`` (GPUs in service by month),
+        ``float64[8, GROUP]`` and ``int64[9, GROUP]`` (per-lane sums and months).
+    state : numpy.ndarray
+        ``int64[4, C, GROUP]`` written: each contract's first month of service,
+        last month, first month re-let and end of the original term (``L_*``),
+        for the backlog (:func:`engine.kernels.contract_records.concentration`).
+    revenue : numpy.ndarray
+        ``float64[O + 1, 2, T + 1, GROUP]`` written: revenue by scope (total,
+        then each operator), without and with re-letting, by month ($).
+    cash : numpy.ndarray
+        ``float64[O, T + 2, GROUP]`` written: the contracts' other cash by
+        operator and month: prepayments received, credited and refunded,
+        customers' default recoveries ($).
     """
-    horizon = demand.shape[0] - 1
-    n_cust, n_ctr = customers.shape[0], contracts.shape[0]
-    n_ops = conc_sums.shape[1]
+    horizon = fp.shape[1] - 1
     enabled = dsc[D_ENABLED] > 0.5
     relet_u = dsc[D_RELET]
-    for j in range(streams.shape[0]):
-        seed_stream(rng, j, seed, path, streams[j])
-    # 1. customer default months
-    default_month = iwork[n_ctr:, 0]
-    default_month[:] = NEVER_MONTH
-    if enabled:
-        default_months(rng, n_cust + n_ctr, demand, customers, dsc, default_month)
-    # 2.-3. contracts
-    scope_row = n_ctr
-    work[scope_row : scope_row + 2 * (n_ops + 1), :] = 0.0
-    cash_row = scope_row + 2 * (n_ops + 1) + n_cust
-    work[cash_row : cash_row + n_ops, :] = 0.0
-    for c in range(n_ctr):
-        u_term = next_uniform(rng, n_cust + c)
-        u_renew = next_uniform(rng, n_cust + c)
+    total, relet_total = lane_f[0], lane_f[1]
+    would_term, after_default, nonrenewal = lane_f[2], lane_f[3], lane_f[4]
+    left, keep_late = lane_f[5], lane_f[6]
+    deliver, end, term_end, stop = lane_i[0], lane_i[1], lane_i[2], lane_i[3]
+    freed, beyond, tau, renewing = lane_i[4], lane_i[5], lane_i[6], lane_i[7]
+    ended = lane_i[8]  # terminated
+    revenue[:] = 0.0
+    cash[:] = 0.0
+    for c in range(contracts.shape[0]):
         k = int(contracts[c, C_CUSTOMER])
         g = int(contracts[c, C_GENERATION])
         op = int(contracts[c, C_OPERATOR])
@@ -194,135 +228,126 @@ def contract_path(
         start, term = int(contracts[c, C_START]), int(contracts[c, C_TERM])
         grace = int(contracts[c, C_GRACE])
         renew_term = int(contracts[c, C_RENEW_TERM])
-        # GPUs in service by month: a difference array over the phases
-        gpus = work[c]
-        gpus[:] = 0.0
-        gpus_total = 0.0
-        first = NEVER_MONTH
-        for j in range(phase_start[c], phase_start[c + 1]):
-            m = months[phase_index[j]]
-            gpus_total += phase_gpus[j]
-            first = min(first, m)
-            if m <= horizon:
-                gpus[m] += phase_gpus[j]
-        for t in range(1, horizon + 1):
-            gpus[t] += gpus[t - 1]
-        gpus[horizon + 1] = gpus_total * rate  # contracted value per month, for the backlog
-        beyond = first - start - grace  # months late beyond the grace period
-        deliver = max(start, first)
-        decision = start + grace + 1
-        terminated = False
-        tau = default_month[k]
-        if beyond > 0:
-            ct_sums[b, c, S_LATE] += 1
-            # a customer that defaulted before the grace period ended cannot terminate
-            alive = tau > decision
-            if enabled and alive and decision <= horizon and u_term < contracts[c, C_Q_TERM]:
-                terminated = True
-                ct_sums[b, c, S_TERMINATED] += 1
-        term_end = deliver + term - 1
-        if tau <= horizon:
-            ct_sums[b, c, S_DEFAULTED] += 1
-        renewed = False
-        may_renew = not terminated and term_end < horizon and tau > term_end
-        if may_renew:
-            p_renew = contracts[c, C_RENEW_P]
-            if enabled and rent[g, term_end] < price:
-                p_renew *= (rent[g, term_end] / price) ** contracts[c, C_RENEW_S]
-            renewed = u_renew < p_renew
-            if renewed:
-                ct_sums[b, c, S_RENEWED] += 1
-        end = term_end + (renew_term if renewed else 0)
-        stop = deliver if terminated else min(end + 1, tau)  # first month without service
-        freed = decision if terminated else stop  # first month re-let
-        # backlog: live until the termination decision or the stop; the renewal
-        # counts only once decided (after the original term)
-        iwork[c, 0], iwork[c, 1], iwork[c, 2] = deliver, end, freed
-        iwork[c, 3], iwork[c, 4], iwork[c, 5] = op, k, term_end
-        discount = contracts[c, C_DISCOUNT] if beyond > 0 and not terminated else 0.0
-        # contract cash besides revenue: the prepayment (month 1), credited
-        # against the invoices of service months, refunded on termination
         prepay = contracts[c, C_PREPAY]
+        decision = start + grace + 1
+        gpus_total = 0.0
+        for j in range(phase_start[c], phase_start[c + 1]):
+            gpus_total += phase_gpus[j]
         prepaid = prepay * gpus_total * rate * term
-        left = 0.0 if terminated else prepaid
-        cash = work[cash_row + op]
-        cash[1] += prepaid
-        if terminated and decision <= horizon:
-            cash[decision] -= prepaid
-        total, relet_total = 0.0, 0.0
-        would_term, after_default, nonrenewal = 0.0, 0.0, 0.0
+        # GPUs in service by month: a difference array over the phases, per lane
+        gpus[:] = 0.0
+        for lane in range(n_active):
+            first = NEVER_MONTH
+            for j in range(phase_start[c], phase_start[c + 1]):
+                m = g_months[phase_index[j], lane]
+                first = min(first, m)
+                if m <= horizon:
+                    gpus[m, lane] += phase_gpus[j]
+            # -- the contract's course on this path (decided once)
+            late = first - start - grace  # months late beyond the grace period
+            start_lane = max(start, first)
+            terminated = False
+            k_tau = g_tau[k, lane]
+            if late > 0:
+                ct_sums[b, c, S_LATE] += 1
+                # a customer that defaulted before the grace period ended cannot terminate
+                alive = k_tau > decision
+                drawn = g_u[c, 0, lane] < contracts[c, C_Q_TERM]
+                if enabled and alive and decision <= horizon and drawn:
+                    terminated = True
+                    ct_sums[b, c, S_TERMINATED] += 1
+            last_term = start_lane + term - 1
+            if k_tau <= horizon:
+                ct_sums[b, c, S_DEFAULTED] += 1
+            renewed = False
+            may_renew = not terminated and last_term < horizon and k_tau > last_term
+            if may_renew:
+                p_renew = contracts[c, C_RENEW_P]
+                r_end = fp[1 + g, last_term, lane]
+                if enabled and r_end < price:
+                    p_renew *= (r_end / price) ** contracts[c, C_RENEW_S]
+                renewed = g_u[c, 1, lane] < p_renew
+                if renewed:
+                    ct_sums[b, c, S_RENEWED] += 1
+            last = last_term + (renew_term if renewed else 0)
+            first_out = start_lane if terminated else min(last + 1, k_tau)
+            deliver[lane], end[lane], term_end[lane] = start_lane, last, last_term
+            stop[lane] = first_out  # first month without service
+            freed[lane] = decision if terminated else first_out  # first month re-let
+            beyond[lane], tau[lane] = late, k_tau
+            renewing[lane] = 1 if may_renew and not renewed else 0
+            ended[lane] = 1 if terminated else 0
+            discount = contracts[c, C_DISCOUNT] if late > 0 and not terminated else 0.0
+            keep_late[lane] = 1.0 - discount
+            state[L_DELIVER, c, lane], state[L_END, c, lane] = start_lane, last
+            state[L_FREED, c, lane], state[L_TERM_END, c, lane] = freed[lane], last_term
+            # contract cash besides revenue: the prepayment (month 1), credited
+            # against the invoices of service months, refunded on termination
+            left[lane] = 0.0 if terminated else prepaid
+            cash[op, 1, lane] += prepaid
+            if terminated and decision <= horizon:
+                cash[op, decision, lane] -= prepaid
+            total[lane], relet_total[lane] = 0.0, 0.0
+            would_term[lane], after_default[lane], nonrenewal[lane] = 0.0, 0.0, 0.0
+        # -- month by month, across the lanes
+        rent = fp[1 + g]
+        ops_rev, cash_op = revenue[1 + op], cash[op]
         for t in range(1, horizon + 1):
-            v = gpus[t] * rate
-            earned = 0.0
-            if deliver <= t <= end:
-                if t - deliver < beyond:
-                    v *= 1.0 - discount
-                if t <= term_end:
-                    would_term += v
-                if t < stop:
-                    earned = v
-                elif t >= tau:
-                    after_default += v
-            elif may_renew and not renewed and term_end < t <= term_end + renew_term:
-                nonrenewal += v
-            total += earned
-            if left > 0.0 and earned > 0.0:
-                credit = min(prepay * earned, left)
-                left -= credit
-                cash[t] -= credit
-            r = gpus[t] * HOURS_PER_MONTH * rent[g, t] * relet_u if t >= freed else 0.0
-            relet_total += r
-            work[scope_row, t] += earned
-            work[scope_row + 1, t] += earned + r
-            work[scope_row + 2 * (1 + op), t] += earned
-            work[scope_row + 2 * (1 + op) + 1, t] += earned + r
-        ct_sums[b, c, S_LOST_LATE] += _whole(planned_value[c] - would_term)
-        if terminated:
-            ct_sums[b, c, S_LOST_TERMINATION] += _whole(would_term)
-            value = gpus_total * rate * term
-            ct_sums[b, c, S_REFUND] += _whole(contracts[c, C_PREPAY] * value)
-        if tau <= horizon and not terminated and tau <= end:
-            per_month = customers[k, K_RECOVERY] * gpus_total * HOURS_PER_MONTH * price * top
-            first_lost = max(tau, deliver)
-            recovery = per_month * max(end - first_lost + 1, 0)
-            # the loss within the horizon is net of the recovery for those months only
-            within = per_month * max(min(end, horizon) - first_lost + 1, 0)
-            ct_sums[b, c, S_LOST_DEFAULT] += _whole(after_default - within)
-            ct_sums[b, c, S_RECOVERY] += _whole(recovery)
-            if tau + RECOVERY_LAG_MONTHS <= horizon:
-                cash[tau + RECOVERY_LAG_MONTHS] += recovery
-        ct_sums[b, c, S_LOST_NONRENEWAL] += _whole(nonrenewal)
-        ct_sums[b, c, S_REVENUE] += _whole(total)
-        # squared deviation from the planned revenue, in units of (cap x 1e-5)^2
-        unit = caps[c] * 1e-5 if caps[c] > 0.0 else 1.0
-        ct_sums[b, c, S_REVENUE_SQ] += _whole(((total - planned_value[c]) / unit) ** 2)
-        ct_sums[b, c, S_RELET] += _whole(relet_total)
+            for lane in range(GROUP):
+                gpus[t, lane] += gpus[t - 1, lane]
+                v = gpus[t, lane] * rate
+                in_service = deliver[lane] <= t and t <= end[lane]
+                v *= keep_late[lane] if in_service and t - deliver[lane] < beyond[lane] else 1.0
+                would_term[lane] += v if in_service and t <= term_end[lane] else 0.0
+                earned = v if in_service and t < stop[lane] else 0.0
+                lost = in_service and t >= stop[lane] and t >= tau[lane]
+                after_default[lane] += v if lost else 0.0
+                not_renewed = (
+                    not in_service
+                    and renewing[lane] > 0
+                    and term_end[lane] < t
+                    and t <= term_end[lane] + renew_term
+                )
+                nonrenewal[lane] += v if not_renewed else 0.0
+                total[lane] += earned
+                owed = left[lane] > 0.0 and earned > 0.0
+                credit = min(prepay * earned, left[lane]) if owed else 0.0
+                left[lane] -= credit
+                cash_op[t, lane] -= credit
+                r = (
+                    gpus[t, lane] * HOURS_PER_MONTH * rent[t, lane] * relet_u
+                    if t >= freed[lane]
+                    else 0.0
+                )
+                relet_total[lane] += r
+                revenue[0, 0, t, lane] += earned
+                revenue[0, 1, t, lane] += earned + r
+                ops_rev[0, t, lane] += earned
+                ops_rev[1, t, lane] += earned + r
+        # -- the contract's statistics, per path
         n_bins = ct_hist.shape[2]
-        x = total / caps[c] * n_bins if caps[c] > 0.0 else 0.0
-        ct_hist[b, c, min(max(int(x), 0), n_bins - 1)] += 1
-        cust_sums[b, k, op] += _whole(total)
-    scope_revenue(
-        b,
-        work,
-        scope_row,
-        n_ctr,
-        caps,
-        n_ops,
-        rev_sums,
-        rev_bins,
-        lane,
-        rev_hist.shape[4],
-        lost_counts,
-    )
-    concentration(
-        b,
-        contracts,
-        work,
-        iwork,
-        default_month,
-        n_ops,
-        conc_sums,
-        conc_bins,
-        lane,
-        conc_hist.shape[4],
-    )
+        unit = caps[c] * 1e-5 if caps[c] > 0.0 else 1.0
+        for lane in range(n_active):
+            ct_sums[b, c, S_LOST_LATE] += _whole(planned_value[c] - would_term[lane])
+            if ended[lane] > 0:
+                ct_sums[b, c, S_LOST_TERMINATION] += _whole(would_term[lane])
+                ct_sums[b, c, S_REFUND] += _whole(prepay * (gpus_total * rate * term))
+            k_tau = tau[lane]
+            if k_tau <= horizon and ended[lane] == 0 and k_tau <= end[lane]:
+                per_month = customers[k, K_RECOVERY] * gpus_total * HOURS_PER_MONTH * price * top
+                first_lost = max(k_tau, deliver[lane])
+                recovery = per_month * max(end[lane] - first_lost + 1, 0)
+                # the loss within the horizon is net of the recovery for those months only
+                within = per_month * max(min(end[lane], horizon) - first_lost + 1, 0)
+                ct_sums[b, c, S_LOST_DEFAULT] += _whole(after_default[lane] - within)
+                ct_sums[b, c, S_RECOVERY] += _whole(recovery)
+                if k_tau + RECOVERY_LAG_MONTHS <= horizon:
+                    cash[op, k_tau + RECOVERY_LAG_MONTHS, lane] += recovery
+            ct_sums[b, c, S_LOST_NONRENEWAL] += _whole(nonrenewal[lane])
+            ct_sums[b, c, S_REVENUE] += _whole(total[lane])
+            # squared deviation from the planned revenue, in units of (cap x 1e-5)^2
+            ct_sums[b, c, S_REVENUE_SQ] += _whole(((total[lane] - planned_value[c]) / unit) ** 2)
+            ct_sums[b, c, S_RELET] += _whole(relet_total[lane])
+            x = total[lane] / caps[c] * n_bins if caps[c] > 0.0 else 0.0
+            ct_hist[b, c, min(max(int(x), 0), n_bins - 1)] += 1
+            cust_sums[b, k, op] += _whole(total[lane])

@@ -15,11 +15,18 @@ import numpy as np
 from numba import njit, prange
 
 from engine.kernels.aggregate import _month
-from engine.kernels.contract_records import scatter_group
-from engine.kernels.contracts import GROUP, contract_path
+from engine.kernels.contract_records import concentration, scatter_group, scope_revenue
+from engine.kernels.contracts import (
+    C_CUSTOMER,
+    C_OPERATOR,
+    C_RATE,
+    GROUP,
+    contract_group,
+    path_draws,
+)
 from engine.kernels.finance import finance_lanes
 from engine.kernels.finance_fields import FS_ENABLED, N_FAC_STATE, N_FAN, N_OP_STATE, N_TMP
-from engine.kernels.finance_inputs import gather_path
+from engine.kernels.finance_inputs import gather_group, gather_path
 from engine.kernels.finance_records import record_group, scatter_fans
 from engine.rng import next_uniform
 
@@ -62,8 +69,9 @@ def contract_statistics(
     energization : numpy.ndarray
         ``float64[n, P]`` energization times (months) of the paths.
     factor_paths : numpy.ndarray
-        ``float64[n, channels, T + 1]`` the paths' AI-demand factor and each
-        generation's rent ($/GPU-hr) by month, from the market kernel; with
+        ``float64[ceil(n / GROUP), channels, T + 1, GROUP]`` the paths' AI-demand
+        factor and each generation's rent ($/GPU-hr) by month, from the market
+        kernel (path ``i`` in group ``i // GROUP``, lane ``i % GROUP``); with
         finance, also the channels of :func:`engine.kernels.finance.finance_lanes`.
     customers ... planned_value
         Lowered demand side (:class:`engine.demand_arrays.DemandArrays`).
@@ -99,7 +107,8 @@ def contract_statistics(
     b_joint = np.zeros((n_blocks,) + joint.shape, dtype=np.int64)  # noqa: RUF005
     # built outside the prange body: writes through a tuple made inside it were lost
     b_fin = (b_month_sums, b_fan_hist, b_op_sums, b_min_dscr, b_loss_hist, b_fac_sums, b_joint)
-    per_block = (n_paths + n_blocks - 1) // n_blocks
+    # blocks start on a group boundary: group i0 // GROUP of factor_paths is paths i0 ..
+    per_block = ((n_paths + n_blocks - 1) // n_blocks + GROUP - 1) // GROUP * GROUP
     for b in prange(n_blocks):
         # the block's work runs in a plain function: numba's parfor pass mishandled
         # scratch arrays allocated here and written through views (wrong statistics)
@@ -179,7 +188,7 @@ def _block(
     fin_outputs: tuple,
 ) -> None:
     """Paths ``first .. last - 1`` of a chunk into block ``b``'s partial statistics."""
-    horizon = factor_paths.shape[2] - 1
+    horizon = factor_paths.shape[2] - 1  # [group, channel, month, lane]
     n_phases = energization.shape[1]
     n_cust, n_ctr = customers.shape[0], contracts.shape[0]
     n_ops = b_conc_sums.shape[1]
@@ -188,105 +197,96 @@ def _block(
     month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = fin_outputs
     finance = fsc[FS_ENABLED] > 0.5
     n_fac, n_gens, n_pairs = facilities.shape[0], gens.shape[0], pair_fac.shape[0]
-    rng = np.zeros((4, streams.shape[0]), dtype=np.uint64)
-    work = np.zeros((n_ctr + 2 * (n_ops + 1) + n_cust + n_ops, horizon + 2))
-    iwork = np.zeros((n_ctr + n_cust, 6), dtype=np.int64)
-    months = np.empty(n_phases, dtype=np.int64)
-    rev_bins = np.zeros((GROUP, n_ops + 1, 2, horizon + 1), dtype=np.int32)
-    conc_bins = np.zeros((GROUP, n_ops, 2, horizon + 1), dtype=np.int32)
-    # finance: the group's inputs and state, lanes innermost (GROUP == LANES)
     width = horizon + 1
+    rng = np.zeros((4, streams.shape[0]), dtype=np.uint64)
+    default_month = np.zeros(n_cust, dtype=np.int64)
+    # each contract's operator, customer and value per month of service (backlog)
+    c_op = np.zeros(n_ctr, dtype=np.int64)
+    c_cust = np.zeros(n_ctr, dtype=np.int64)
+    c_value = np.zeros(n_ctr)
+    for c in range(n_ctr):
+        c_op[c], c_cust[c] = int(contracts[c, C_OPERATOR]), int(contracts[c, C_CUSTOMER])
+        gpus_total = 0.0
+        for j in range(phase_start[c], phase_start[c + 1]):
+            gpus_total += phase_gpus[j]
+        c_value[c] = gpus_total * contracts[c, C_RATE]
+    # the group's draws, contracts and statistics, lanes innermost
+    g_months = np.full((n_phases, GROUP), horizon + 1, dtype=np.int64)
+    g_tau = np.zeros((n_cust, GROUP), dtype=np.int64)
+    g_u = np.zeros((n_ctr, 2, GROUP))
+    gpus = np.zeros((width + 1, GROUP))
+    lane_f = np.zeros((8, GROUP))
+    lane_i = np.zeros((9, GROUP), dtype=np.int64)
+    state = np.zeros((4, n_ctr, GROUP), dtype=np.int64)
+    revenue = np.zeros((n_ops + 1, 2, width, GROUP))
+    cash = np.zeros((n_ops, width + 1, GROUP))
+    realised = np.zeros(GROUP)
+    backlog = np.zeros((n_cust, GROUP))
+    rev_bins = np.zeros((n_ops + 1, 2, width, GROUP), dtype=np.int32)
+    conc_bins = np.zeros((n_ops, 2, width, GROUP), dtype=np.int32)
+    # finance: the group's inputs and state (GROUP == LANES)
     g_ebitda = np.zeros((width, n_ops, GROUP))
     g_other = np.zeros((width, n_ops, GROUP))
     g_draw = np.zeros((width, n_fac, GROUP))
     g_value = np.zeros((width, n_pairs, GROUP))
-    g_months = np.zeros((n_phases, GROUP), dtype=np.int64)
-    g_cdef = np.zeros((n_cust, GROUP), dtype=np.int64)
     g_crev = np.zeros((n_ops, GROUP))
     u_refi = np.zeros((n_fac, GROUP))
-    scratch = np.zeros((2 * n_ops + n_pairs, width))
+    g_mw = np.zeros((width, n_ops, GROUP))  # zero between groups (gather_group clears)
+    g_units = np.zeros((width, n_pairs, GROUP))
+    merchant = np.zeros((width, GROUP))
+    online = np.zeros(GROUP)
     op_state = np.zeros((N_OP_STATE, n_ops, GROUP))
     fac_state = np.zeros((N_FAC_STATE, n_fac, GROUP))
     impact = np.zeros((2, n_gens, GROUP))
     cum = np.zeros((2, width, n_ops, GROUP))
     tmp = np.zeros((N_TMP, max(n_ops, n_fac), GROUP))
     fan_bins = np.full((n_ops, N_FAN, width, GROUP), -1, dtype=np.int32)
-    scope_row = n_ctr
-    cash_row = scope_row + 2 * (n_ops + 1) + n_cust
     first_facility = n_cust + n_ctr + 1
     for i0 in range(first, last, GROUP):
         n_active = min(GROUP, last - i0)
-        if finance:
-            g_draw[:, :, :] = 0.0  # contiguous; each path then adds its draws
+        group_paths = factor_paths[i0 // GROUP]
         for lane in range(n_active):
             i = i0 + lane
             for p in range(n_phases):
-                months[p] = _month(energization[i, p], horizon)
-            contract_path(
-                b,
-                seed,
-                path0 + np.uint64(i),
-                months,
-                factor_paths[i, 0],
-                factor_paths[i, 1:],
-                rng,
-                work,
-                iwork,
-                customers,
-                contracts,
-                phase_start,
-                phase_index,
-                phase_gpus,
-                dsc,
-                streams,
-                caps,
-                planned_value,
-                b_ct_sums,
-                b_ct_hist,
-                b_rev_sums,
-                b_rev_hist,
-                b_conc_sums,
-                b_conc_hist,
-                b_cust_sums,
-                b_lost_counts,
-                rev_bins,
-                conc_bins,
-                lane,
-            )
+                g_months[p, lane] = _month(energization[i, p], horizon)
+            path_draws(
+                seed, path0 + np.uint64(i), group_paths[0, :, lane], rng, customers, n_ctr, dsc,
+                streams, default_month, g_tau, g_u, lane,
+            )  # fmt: skip
             if finance:
                 for f in range(n_fac):
                     u_refi[f, lane] = next_uniform(rng, first_facility + f)
-                gather_path(
-                    lane,
-                    months,
-                    factor_paths[i],
-                    work[scope_row + 3 : scope_row + 2 * (n_ops + 1) : 2],
-                    work[scope_row + 2 : scope_row + 2 * (n_ops + 1) : 2],
-                    work[cash_row : cash_row + n_ops],
-                    iwork[n_ctr:, 0],
-                    ops,
-                    f_phases,
-                    pair_gen,
-                    facilities,
-                    fsc,
-                    scratch,
-                    g_ebitda,
-                    g_other,
-                    g_draw,
-                    g_value,
-                    g_months,
-                    g_cdef,
-                    g_crev,
-                )
+        for lane in range(n_active, GROUP):
+            for p in range(n_phases):
+                g_months[p, lane] = horizon + 1
+        contract_group(
+            b, n_active, g_months, g_tau, g_u, group_paths, customers, contracts, phase_start,
+            phase_index, phase_gpus, dsc, caps, planned_value, b_ct_sums, b_ct_hist, b_cust_sums,
+            gpus, lane_f, lane_i, state, revenue, cash,
+        )  # fmt: skip
+        scope_revenue(
+            b, n_active, revenue, n_ctr, caps, b_rev_sums, rev_bins, b_rev_hist.shape[4],
+            b_lost_counts, realised,
+        )  # fmt: skip
+        concentration(
+            b, n_active, c_op, c_cust, c_value, state, b_conc_sums, conc_bins,
+            b_conc_hist.shape[4], backlog, realised,
+        )  # fmt: skip
         if finance:
-            group_paths = factor_paths[i0 : i0 + n_active]
+            g_draw[:, :, :] = 0.0  # contiguous; each path then adds its draws
+            for lane in range(n_active):
+                gather_path(lane, f_phases, facilities, g_months, g_draw, g_mw, g_units)
+            gather_group(
+                n_active, group_paths, revenue, cash, ops, f_phases, pair_gen, fsc, merchant,
+                online, g_ebitda, g_other, g_mw, g_units, g_value, g_months, g_crev,
+            )  # fmt: skip
             finance_lanes(
                 b, n_active, g_ebitda, g_other, g_draw, g_value, group_paths, g_months,
                 u_refi, ops, f_phases, pair_fac, pair_gen, facilities, gens, keep, base_rate, fsc,
                 op_state, fac_state, impact, cum, tmp, month_sums, fan_bins, fac_sums,
             )  # fmt: skip
             record_group(
-                b, n_active, horizon, op_state, fac_state, g_months, g_cdef, g_crev, f_phases,
+                b, n_active, horizon, op_state, fac_state, g_months, g_tau, g_crev, f_phases,
                 facilities, ops, fsc, targets, t_ops, t_cust, op_sums, min_dscr_hist, loss_hist,
                 fac_sums, joint,
             )  # fmt: skip

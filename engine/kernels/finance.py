@@ -133,7 +133,7 @@ def finance_lanes(
     g_ebitda, g_other, g_draw, g_value, g_months : numpy.ndarray
         The group's gathered inputs (:func:`engine.kernels.finance_inputs.gather_path`).
     paths : numpy.ndarray
-        ``float64[n_active, channels, T + 1]`` the group's market channels
+        ``float64[channels, T + 1, LANES]`` the group's market channels
         (demand factor; resale values from channel ``fsc[FS_CH_RESALE]``).
     u_refi : numpy.ndarray
         ``float64[F, LANES]`` one uniform per facility and lane (refinancing).
@@ -357,7 +357,7 @@ def _test_facility(
             continue
         ltv = value[f, lane]
         x = facilities[f, F_REFI_A] + facilities[f, F_REFI_B] * (ltv - 0.6)
-        if paths[lane, 0, t] < facilities[f, F_STRESS]:
+        if paths[0, t, lane] < facilities[f, F_STRESS]:
             x += facilities[f, F_REFI_C]
         p_fail = 1.0 / (1.0 + math.exp(-x)) if ltv < math.inf else 1.0
         if fac_state[SF_RUN, f, lane] > 0.0 or u_refi[f, lane] < p_fail:
@@ -389,7 +389,7 @@ def _sell(
     Called with ``t = T + 1`` after the horizon: every sale left is then made at
     the month-T price (``price_month``), without further impact.
     """
-    horizon = paths.shape[2] - 1
+    horizon = paths.shape[1] - 1
     n_gens = gens.shape[0]
     for g in range(n_gens):
         for lane in range(LANES):
@@ -411,7 +411,7 @@ def _sell(
                     continue
                 g = pair_gen[int(phases[p, PH_PAIR])]
                 units = phases[p, PH_GPUS]
-                price = paths[lane, ch_resale + g, price_month] * _keep_ratio(
+                price = paths[ch_resale + g, price_month, lane] * _keep_ratio(
                     keep[g, price_month], j_now[g, lane]
                 )
                 fac_state[SF_PROCEEDS, f, lane] += units * share * months_sold * price

@@ -176,10 +176,9 @@ def path_costs(
 
 @njit(cache=True)
 def operator_costs(
-    fp: np.ndarray,
+    series: np.ndarray,
     ch_energy: int,
     n_ops: int,
-    lane: int,
     months: np.ndarray,
     copper: np.ndarray,
     cum: np.ndarray,
@@ -192,30 +191,52 @@ def operator_costs(
     site_phase_end: np.ndarray,
     phase_mw: np.ndarray,
 ) -> None:
-    """Write one path's energy cost and facility capex by operator and month, $.
+    """Write a group's energy cost and facility capex by operator and month, $.
 
     Energy in month t = sum over the operator's phases energized by t of
     MW x PUE x the region's $ per utility MW in t (``cum`` differences: energy at
     the all-in price, curtailment and capacity charges included); capex of a
     phase = MW x (facility $/MW ex copper + t/MW x copper $/t), paid in its
-    energization month. Rows ``ch_energy + o`` and ``ch_energy + n_ops + o`` of
-    ``fp`` (months 0..T) are overwritten; ``months`` holds the path's
-    energization months (:func:`path_costs`).
+    energization month. Channels ``ch_energy + o`` and ``ch_energy + n_ops + o``
+    of ``series`` (``float64[channels, T + 1, LANES]``, months 0..T) are
+    overwritten for every lane; ``months`` (``int64[P, LANES]``) holds each
+    lane's energization months (> T: never, also for lanes without a path).
+    The month loop runs across lanes (vectorised): the load online of each
+    operator in each region, times the region's $ per utility MW.
     """
     horizon = cum.shape[1] - 1
+    n_regions, n_sites = cum.shape[0], site_region.shape[0]
     for k in range(ch_energy, ch_energy + 2 * n_ops):
         for t in range(horizon + 1):
-            fp[k, t] = 0.0
-    for s in range(site_region.shape[0]):
-        r, o = site_region[s], site_operator[s]
-        energy = fp[ch_energy + o]
-        for p in range(site_phase_start[s], site_phase_end[s]):
-            m = months[p]
-            if m > horizon:
+            for lane in range(LANES):
+                series[k, t, lane] = 0.0
+    load = np.empty(LANES)  # MW x PUE online, of one operator in one region
+    for o in range(n_ops):
+        energy = series[ch_energy + o]
+        for r in range(n_regions):
+            used = False
+            for s in range(n_sites):
+                used = used or (site_operator[s] == o and site_region[s] == r)
+            if not used:
                 continue
-            load = phase_mw[p] * site_pue[s]
-            for t in range(m, horizon + 1):
-                energy[t] += load * (cum[r, t, lane] - cum[r, t - 1, lane])
-            fp[ch_energy + n_ops + o, m] += phase_mw[p] * (
-                facility_ex_copper + copper_intensity * copper[m, lane]
-            )
+            for lane in range(LANES):
+                load[lane] = 0.0
+            for t in range(1, horizon + 1):
+                for s in range(n_sites):
+                    if site_operator[s] != o or site_region[s] != r:
+                        continue
+                    for p in range(site_phase_start[s], site_phase_end[s]):
+                        add = phase_mw[p] * site_pue[s]
+                        for lane in range(LANES):
+                            load[lane] += add if months[p, lane] == t else 0.0
+                for lane in range(LANES):
+                    energy[t, lane] += load[lane] * (cum[r, t, lane] - cum[r, t - 1, lane])
+    for s in range(n_sites):
+        capex = series[ch_energy + n_ops + site_operator[s]]
+        for p in range(site_phase_start[s], site_phase_end[s]):
+            for lane in range(LANES):
+                m = months[p, lane]
+                if m <= horizon:
+                    capex[m, lane] += phase_mw[p] * (
+                        facility_ex_copper + copper_intensity * copper[m, lane]
+                    )

@@ -25,6 +25,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from engine.kernels.aggregate import _month
 from engine.kernels.factors import (
     REGIME_SQUEEZE,
     chi_square,
@@ -162,12 +163,13 @@ def market_statistics(
         ``float64[n, K, T + 1]`` written with per-path factor paths (channels of
         :func:`engine.market_arrays.trace_channels`), or ``float64[0, 0, 0]``.
     factor_paths : numpy.ndarray
-        ``float64[n, 1 + G, T + 1]`` written with each path's AI-demand factor
-        and each generation's rent ($/GPU-hr) by month (for the demand side),
-        or ``float64[n, 1 + 2 G + 2 O, T + 1]``: also each generation's resale
-        value ($/GPU), each operator's energy cost and facility capex ($/month,
-        :func:`engine.kernels.market_records.operator_costs`) for the finance;
-        or ``float64[0, 0, 0]``.
+        ``float64[ceil(n / LANES), 1 + G, T + 1, LANES]`` written with each
+        path's AI-demand factor and each generation's rent ($/GPU-hr) by month
+        (for the demand side), path ``i`` in group ``i // LANES``, lane
+        ``i % LANES``; or ``float64[.., 1 + 2 G + 2 O, T + 1, LANES]``: also each
+        generation's resale value ($/GPU), each operator's energy cost and
+        facility capex ($/month, :func:`engine.kernels.market_records.operator_costs`)
+        for the finance; or ``float64[0, 0, 0, 0]``. Month 0 is 0.
     """
     n_paths = energization.shape[0]
     n_phases = energization.shape[1]
@@ -215,7 +217,6 @@ def market_statistics(
     finance = keeping and factor_paths.shape[1] > 1 + n_gens
     ch_energy = 1 + 2 * n_gens
     n_ops = (factor_paths.shape[1] - ch_energy) // 2 if finance else 0
-    n_kept = ch_energy if finance else 1 + n_gens  # demand, rents (and resale values)
     spike_p0 = np.exp(-region[:, R_SPIKE_MEAN])
     copper_p0 = math.exp(-scalars[S_CU_JUMP_MEAN])
     # int32 partial counts (a chunk holds < 2**31 paths): the histogram stays in L2
@@ -228,7 +229,9 @@ def market_statistics(
         (n_blocks, site_hist.shape[0], site_hist.shape[1], site_hist.shape[2]), dtype=np.int64
     )
     b_site_sums = np.zeros((n_blocks, site_sums.shape[0], site_sums.shape[1]), dtype=np.int64)
-    per_block = (n_paths + n_blocks - 1) // n_blocks
+    # blocks start on a group boundary: group i0 // LANES of factor_paths is lanes i0 ..
+    per_block = ((n_paths + n_blocks - 1) // n_blocks + LANES - 1) // LANES * LANES
+    no_series = np.zeros((0, 0, LANES))
     for b in prange(n_blocks):
         # generator states: column stream x LANES + lane
         rng = np.zeros((4, n_streams * LANES), dtype=np.uint64)
@@ -262,14 +265,18 @@ def market_statistics(
         price = np.zeros(LANES)
         uniform = np.zeros(LANES)  # uniforms of the lanes
         scratch = np.zeros((2, LANES), dtype=np.int64)  # bins, fixed-point values
-        # series kept for the demand side and the finance, month-major while the
-        # group runs (contiguous lane stores), copied to factor_paths per path after
-        series = np.zeros((horizon + 1, n_kept if keeping else 0, LANES))
+        months_lanes = np.empty((n_phases, LANES), dtype=np.int64)
         bits = np.zeros(LANES, dtype=np.int64)
         pow2 = bits.view(np.float64)
         first, last = b * per_block, min(n_paths, (b + 1) * per_block)
         for i0 in range(first, last, LANES):
             n_active = min(LANES, last - i0)
+            # the series kept for the demand side and the finance: the group's own
+            # slice of factor_paths, lanes innermost (contiguous lane stores)
+            series = factor_paths[i0 // LANES] if keeping else no_series
+            for c in range(series.shape[0]):
+                for lane in range(LANES):
+                    series[c, 0, lane] = 0.0
             start_lanes(
                 rng,
                 seed,
@@ -320,7 +327,7 @@ def market_statistics(
                     demand[lane] = phi * demand[lane] + demand_b * z[0, lane]
                 if keeping:
                     for lane in range(LANES):
-                        series[t, 0, lane] = demand[lane]
+                        series[0, t, lane] = demand[lane]
                 # -- electricity
                 new_year = t > 1 and (t - 1) % 12 == 0
                 for r in range(n_regions):
@@ -455,7 +462,7 @@ def market_statistics(
                     exp_lanes(log_v, value, bits, pow2)
                     if keeping:
                         for lane in range(LANES):
-                            series[t, 1 + g, lane] = value[lane]
+                            series[1 + g, t, lane] = value[lane]
                     row = report[2 * n_regions + 1 + 2 * g]
                     record_lanes(
                         b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch
@@ -482,7 +489,7 @@ def market_statistics(
                     )
                     if finance:
                         for lane in range(LANES):
-                            series[t, 1 + n_gens + g, lane] = value[lane]
+                            series[1 + n_gens + g, t, lane] = value[lane]
                     row = report[2 * n_regions + 2 + 2 * g]
                     record_lanes(
                         b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch
@@ -493,13 +500,6 @@ def market_statistics(
                 if tracing:
                     for lane in range(n_active):
                         trace[i0 + lane, 2, t] = gpu_regime[lane]
-            # -- the kept series, path by path (contiguous rows of factor_paths)
-            if keeping:
-                for lane in range(n_active):
-                    row = factor_paths[i0 + lane]
-                    for c in range(n_kept):
-                        for t in range(1, horizon + 1):
-                            row[c, t] = series[t, c, lane]
             # -- what each path's markets cost each site, and its curtailed MW
             for lane in range(n_active):
                 path_costs(
@@ -528,24 +528,30 @@ def market_statistics(
                     b_site_sums,
                     b_curtailed,
                 )
-                if finance:
-                    operator_costs(
-                        factor_paths[i0 + lane],
-                        ch_energy,
-                        n_ops,
-                        lane,
-                        months,
-                        copper,
-                        cum,
-                        scalars[S_CU_INTENSITY],
-                        scalars[S_FACILITY_EX_CU],
-                        site_region,
-                        site_pue,
-                        site_operator,
-                        site_phase_start,
-                        site_phase_end,
-                        phase_mw,
-                    )
+            if finance:
+                for p in range(n_phases):
+                    for lane in range(LANES):
+                        months_lanes[p, lane] = (
+                            _month(energization[i0 + lane, p], horizon)
+                            if lane < n_active
+                            else horizon + 1
+                        )
+                operator_costs(
+                    series,
+                    ch_energy,
+                    n_ops,
+                    months_lanes,
+                    copper,
+                    cum,
+                    scalars[S_CU_INTENSITY],
+                    scalars[S_FACILITY_EX_CU],
+                    site_region,
+                    site_pue,
+                    site_operator,
+                    site_phase_start,
+                    site_phase_end,
+                    phase_mw,
+                )
     for b in range(n_blocks):
         for t in range(horizon + 1):
             for row in range(n_out):
