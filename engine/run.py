@@ -54,7 +54,7 @@ class RunOutput:
 
 
 #: Paths whose factor paths are kept at once for the demand side (memory bound).
-DEMAND_SUBCHUNK = 8_192  # a multiple of LANES
+DEMAND_SUBCHUNK = 8_192
 
 
 def compute_tables(

@@ -273,11 +273,13 @@ def _one_path(book: Book, months: list[int], demand: np.ndarray, rent: float) ->
     """Run the contract kernel on one path with given energization months, demand
     factor and a constant rent; return its sums (for hand computations)."""
     from engine.demand_stats import DemandStats
+    from engine.kernels.lanes import LANES
 
     horizon = demand.shape[0] - 1
     stats = DemandStats.create(book, make_settings(1, horizon=horizon))
-    factors = np.full((1, 1 + len(book.gpu_generations), horizon + 1), rent)
-    factors[0, 0] = demand
+    # the market kernel's layout: [group, channel, month, lane]; the path is lane 0
+    factors = np.full((1, 1 + len(book.gpu_generations), horizon + 1, LANES), rent)
+    factors[0, 0] = demand[:, None]
     stats.add(np.array([months], dtype=np.float64), factors, 0, 1)
     return {"ct": stats.ct_sums[None]}
 

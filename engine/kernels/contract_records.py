@@ -94,7 +94,7 @@ def default_months(
                 alive -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def scope_revenue(
     b: int,
     n_active: int,
@@ -137,7 +137,7 @@ def scope_revenue(
                     lost_counts[b, s, j] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def concentration(
     b: int,
     n_active: int,
@@ -150,6 +150,8 @@ def concentration(
     n_cbins: int,
     backlog: np.ndarray,
     total: np.ndarray,
+    hhi_l: np.ndarray,
+    top_l: np.ndarray,
 ) -> None:
     """HHI, 1/HHI and top-1 share of each operator's backlog by month, for a group.
 
@@ -161,8 +163,9 @@ def concentration(
     operator, customer and contracted value per month of service (GPUs x $ per
     GPU-month). ``state`` holds each contract's months per lane
     (:func:`engine.kernels.contracts.contract_group`); bins go to
-    ``conc_bins[o, 0 | 1, t, lane]`` (-1: no backlog). ``backlog`` and ``total``
-    are ``float64[K, GROUP]`` and ``float64[GROUP]`` scratch.
+    ``conc_bins[o, 0 | 1, t, lane]`` (-1: no backlog). ``backlog`` is
+    ``float64[K, GROUP]`` scratch; ``total``, ``hhi_l`` and ``top_l``
+    ``float64[GROUP]`` scratch (separate arrays: the loops vectorise).
     """
     n_ctr, n_ops, n_cust = c_op.shape[0], conc_sums.shape[1], backlog.shape[0]
     horizon = conc_sums.shape[3] - 1
@@ -195,15 +198,19 @@ def concentration(
                     value = per_month * left if live else 0.0
                     backlog[k, lane] += value
                     total[lane] += value
+            # shares customer by customer, across the lanes
+            for lane in range(GROUP):
+                hhi_l[lane], top_l[lane] = 0.0, 0.0
+            for k in range(n_cust):
+                for lane in range(GROUP):
+                    share = backlog[k, lane] / total[lane] if total[lane] > 0.0 else 0.0
+                    hhi_l[lane] += share * share
+                    top_l[lane] = max(top_l[lane], share)
             hhi_sum, top_sum, inv_sum, n = 0, 0, 0, 0
             for lane in range(n_active):
                 if total[lane] <= 0.0:
                     continue
-                hhi, top1 = 0.0, 0.0
-                for k in range(n_cust):
-                    share = backlog[k, lane] / total[lane]
-                    hhi += share * share
-                    top1 = max(top1, share)
+                hhi, top1 = hhi_l[lane], top_l[lane]
                 hhi_sum += np.int64(hhi * 1e6 + 0.5)
                 top_sum += np.int64(top1 * 1e6 + 0.5)
                 inv_sum += np.int64(1e6 / hhi + 0.5)

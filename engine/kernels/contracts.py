@@ -52,6 +52,8 @@ __all__ = [
     "N_CONTRACT_FIELDS",
     "N_CONTRACT_SUMS",
     "N_CUSTOMER_FIELDS",
+    "N_LANE_F",
+    "N_LANE_I",
     "contract_group",
     "path_draws",
 ]
@@ -99,6 +101,15 @@ N_CONTRACT_SUMS = 13
 #: Months from a customer's default to the recovery's payment (E: about a year in
 #: bankruptcy; docs/model.md §10.1).
 RECOVERY_LAG_MONTHS = 12
+# per-lane slots of contract_group's flat scratch (offsets: slot x GROUP)
+LF_RUN, LF_TOTAL, LF_RELET, LF_WOULD, LF_AFTER, LF_NONRENEWAL, LF_KEEP, LF_LEFT = (
+    k * GROUP for k in range(8)
+)
+N_LANE_F = 8
+LI_DELIVER, LI_END, LI_TERM_END, LI_STOP, LI_FREED, LI_BEYOND, LI_TAU, LI_RENEWING, LI_ENDED = (
+    k * GROUP for k in range(9)
+)
+N_LANE_I = 9
 
 
 @njit(cache=True)
@@ -171,6 +182,9 @@ def contract_group(
     gpus: np.ndarray,
     lane_f: np.ndarray,
     lane_i: np.ndarray,
+    earned_out: np.ndarray,
+    relet_out: np.ndarray,
+    credit_out: np.ndarray,
     state: np.ndarray,
     revenue: np.ndarray,
     cash: np.ndarray,
@@ -195,8 +209,13 @@ def contract_group(
     ct_sums, ct_hist, cust_sums : numpy.ndarray
         Block partial statistics (:class:`engine.demand_stats.DemandStats`).
     gpus, lane_f, lane_i : numpy.ndarray
-        Scratch: ``float64[T + 2, GROUP]`` (GPUs in service by month),
-        ``float64[8, GROUP]`` and ``int64[9, GROUP]`` (per-lane sums and months).
+        Scratch: ``float64[T + 2, GROUP]`` (GPUs energized by month), and flat
+        ``float64[N_LANE_F GROUP]`` and ``int64[N_LANE_I GROUP]`` (per-lane sums
+        and months at constant offsets ``LF_*`` and ``LI_*``).
+    earned_out, relet_out, credit_out : numpy.ndarray
+        Scratch ``float64[T + 1, GROUP]`` each: a contract's revenue by month,
+        with re-letting, and its prepayment credits (separate arrays: stores to
+        one array at run-time offsets keep LLVM from vectorising the loop).
     state : numpy.ndarray
         ``int64[4, C, GROUP]`` written: each contract's first month of service,
         last month, first month re-let and end of the original term (``L_*``),
@@ -212,12 +231,6 @@ def contract_group(
     horizon = fp.shape[1] - 1
     enabled = dsc[D_ENABLED] > 0.5
     relet_u = dsc[D_RELET]
-    total, relet_total = lane_f[0], lane_f[1]
-    would_term, after_default, nonrenewal = lane_f[2], lane_f[3], lane_f[4]
-    left, keep_late = lane_f[5], lane_f[6]
-    deliver, end, term_end, stop = lane_i[0], lane_i[1], lane_i[2], lane_i[3]
-    freed, beyond, tau, renewing = lane_i[4], lane_i[5], lane_i[6], lane_i[7]
-    ended = lane_i[8]  # terminated
     revenue[:] = 0.0
     cash[:] = 0.0
     for c in range(contracts.shape[0]):
@@ -271,83 +284,99 @@ def contract_group(
                     ct_sums[b, c, S_RENEWED] += 1
             last = last_term + (renew_term if renewed else 0)
             first_out = start_lane if terminated else min(last + 1, k_tau)
-            deliver[lane], end[lane], term_end[lane] = start_lane, last, last_term
-            stop[lane] = first_out  # first month without service
-            freed[lane] = decision if terminated else first_out  # first month re-let
-            beyond[lane], tau[lane] = late, k_tau
-            renewing[lane] = 1 if may_renew and not renewed else 0
-            ended[lane] = 1 if terminated else 0
+            freed = decision if terminated else first_out  # first month re-let
+            lane_i[LI_DELIVER + lane], lane_i[LI_END + lane] = start_lane, last
+            lane_i[LI_TERM_END + lane] = last_term
+            lane_i[LI_STOP + lane] = first_out  # first month without service
+            lane_i[LI_FREED + lane], lane_i[LI_BEYOND + lane] = freed, late
+            lane_i[LI_TAU + lane] = k_tau
+            lane_i[LI_RENEWING + lane] = 1 if may_renew and not renewed else 0
+            lane_i[LI_ENDED + lane] = 1 if terminated else 0
             discount = contracts[c, C_DISCOUNT] if late > 0 and not terminated else 0.0
-            keep_late[lane] = 1.0 - discount
+            lane_f[LF_KEEP + lane] = 1.0 - discount
             state[L_DELIVER, c, lane], state[L_END, c, lane] = start_lane, last
-            state[L_FREED, c, lane], state[L_TERM_END, c, lane] = freed[lane], last_term
+            state[L_FREED, c, lane], state[L_TERM_END, c, lane] = freed, last_term
             # contract cash besides revenue: the prepayment (month 1), credited
             # against the invoices of service months, refunded on termination
-            left[lane] = 0.0 if terminated else prepaid
+            lane_f[LF_LEFT + lane] = 0.0 if terminated else prepaid
             cash[op, 1, lane] += prepaid
             if terminated and decision <= horizon:
                 cash[op, decision, lane] -= prepaid
-            total[lane], relet_total[lane] = 0.0, 0.0
-            would_term[lane], after_default[lane], nonrenewal[lane] = 0.0, 0.0, 0.0
-        # -- month by month, across the lanes
+        for j in range(LF_RUN, LF_KEEP):  # the sums (not KEEP and LEFT)
+            lane_f[j] = 0.0
+        # -- month by month, across the lanes: flat lane buffers (constant offsets,
+        # provably disjoint) so that the loop vectorises
         rent = fp[1 + g]
-        ops_rev, cash_op = revenue[1 + op], cash[op]
         for t in range(1, horizon + 1):
             for lane in range(GROUP):
-                gpus[t, lane] += gpus[t - 1, lane]
-                v = gpus[t, lane] * rate
-                in_service = deliver[lane] <= t and t <= end[lane]
-                v *= keep_late[lane] if in_service and t - deliver[lane] < beyond[lane] else 1.0
-                would_term[lane] += v if in_service and t <= term_end[lane] else 0.0
-                earned = v if in_service and t < stop[lane] else 0.0
-                lost = in_service and t >= stop[lane] and t >= tau[lane]
-                after_default[lane] += v if lost else 0.0
+                run = lane_f[LF_RUN + lane] + gpus[t, lane]
+                lane_f[LF_RUN + lane] = run
+                deliver, end = lane_i[LI_DELIVER + lane], lane_i[LI_END + lane]
+                term_end = lane_i[LI_TERM_END + lane]
+                v = run * rate
+                in_service = deliver <= t and t <= end
+                late = in_service and t - deliver < lane_i[LI_BEYOND + lane]
+                v *= lane_f[LF_KEEP + lane] if late else 1.0
+                lane_f[LF_WOULD + lane] += v if in_service and t <= term_end else 0.0
+                serving = in_service and t < lane_i[LI_STOP + lane]
+                earned = v if serving else 0.0
+                lost = in_service and not serving and t >= lane_i[LI_TAU + lane]
+                lane_f[LF_AFTER + lane] += v if lost else 0.0
                 not_renewed = (
                     not in_service
-                    and renewing[lane] > 0
-                    and term_end[lane] < t
-                    and t <= term_end[lane] + renew_term
+                    and lane_i[LI_RENEWING + lane] > 0
+                    and term_end < t
+                    and t <= term_end + renew_term
                 )
-                nonrenewal[lane] += v if not_renewed else 0.0
-                total[lane] += earned
-                owed = left[lane] > 0.0 and earned > 0.0
-                credit = min(prepay * earned, left[lane]) if owed else 0.0
-                left[lane] -= credit
-                cash_op[t, lane] -= credit
-                r = (
-                    gpus[t, lane] * HOURS_PER_MONTH * rent[t, lane] * relet_u
-                    if t >= freed[lane]
-                    else 0.0
-                )
-                relet_total[lane] += r
-                revenue[0, 0, t, lane] += earned
-                revenue[0, 1, t, lane] += earned + r
-                ops_rev[0, t, lane] += earned
-                ops_rev[1, t, lane] += earned + r
+                lane_f[LF_NONRENEWAL + lane] += v if not_renewed else 0.0
+                lane_f[LF_TOTAL + lane] += earned
+                left = lane_f[LF_LEFT + lane]
+                credit = min(prepay * earned, left) if left > 0.0 and earned > 0.0 else 0.0
+                lane_f[LF_LEFT + lane] = left - credit
+                relet = t >= lane_i[LI_FREED + lane]
+                r = run * HOURS_PER_MONTH * rent[t, lane] * relet_u if relet else 0.0
+                lane_f[LF_RELET + lane] += r
+                earned_out[t, lane] = earned
+                relet_out[t, lane] = earned + r
+                credit_out[t, lane] = credit
+        # the month's revenue by scope and the credits, contract by contract
+        for t in range(1, horizon + 1):
+            for lane in range(GROUP):
+                revenue[0, 0, t, lane] += earned_out[t, lane]
+            for lane in range(GROUP):
+                revenue[0, 1, t, lane] += relet_out[t, lane]
+            for lane in range(GROUP):
+                revenue[1 + op, 0, t, lane] += earned_out[t, lane]
+            for lane in range(GROUP):
+                revenue[1 + op, 1, t, lane] += relet_out[t, lane]
+            for lane in range(GROUP):
+                cash[op, t, lane] -= credit_out[t, lane]
         # -- the contract's statistics, per path
         n_bins = ct_hist.shape[2]
         unit = caps[c] * 1e-5 if caps[c] > 0.0 else 1.0
         for lane in range(n_active):
-            ct_sums[b, c, S_LOST_LATE] += _whole(planned_value[c] - would_term[lane])
-            if ended[lane] > 0:
-                ct_sums[b, c, S_LOST_TERMINATION] += _whole(would_term[lane])
+            total = lane_f[LF_TOTAL + lane]
+            would_term = lane_f[LF_WOULD + lane]
+            ct_sums[b, c, S_LOST_LATE] += _whole(planned_value[c] - would_term)
+            if lane_i[LI_ENDED + lane] > 0:
+                ct_sums[b, c, S_LOST_TERMINATION] += _whole(would_term)
                 ct_sums[b, c, S_REFUND] += _whole(prepay * (gpus_total * rate * term))
-            k_tau = tau[lane]
-            if k_tau <= horizon and ended[lane] == 0 and k_tau <= end[lane]:
+            k_tau, end = lane_i[LI_TAU + lane], lane_i[LI_END + lane]
+            if k_tau <= horizon and lane_i[LI_ENDED + lane] == 0 and k_tau <= end:
                 per_month = customers[k, K_RECOVERY] * gpus_total * HOURS_PER_MONTH * price * top
-                first_lost = max(k_tau, deliver[lane])
-                recovery = per_month * max(end[lane] - first_lost + 1, 0)
+                first_lost = max(k_tau, lane_i[LI_DELIVER + lane])
+                recovery = per_month * max(end - first_lost + 1, 0)
                 # the loss within the horizon is net of the recovery for those months only
-                within = per_month * max(min(end[lane], horizon) - first_lost + 1, 0)
-                ct_sums[b, c, S_LOST_DEFAULT] += _whole(after_default[lane] - within)
+                within = per_month * max(min(end, horizon) - first_lost + 1, 0)
+                ct_sums[b, c, S_LOST_DEFAULT] += _whole(lane_f[LF_AFTER + lane] - within)
                 ct_sums[b, c, S_RECOVERY] += _whole(recovery)
                 if k_tau + RECOVERY_LAG_MONTHS <= horizon:
                     cash[op, k_tau + RECOVERY_LAG_MONTHS, lane] += recovery
-            ct_sums[b, c, S_LOST_NONRENEWAL] += _whole(nonrenewal[lane])
-            ct_sums[b, c, S_REVENUE] += _whole(total[lane])
+            ct_sums[b, c, S_LOST_NONRENEWAL] += _whole(lane_f[LF_NONRENEWAL + lane])
+            ct_sums[b, c, S_REVENUE] += _whole(total)
             # squared deviation from the planned revenue, in units of (cap x 1e-5)^2
-            ct_sums[b, c, S_REVENUE_SQ] += _whole(((total[lane] - planned_value[c]) / unit) ** 2)
-            ct_sums[b, c, S_RELET] += _whole(relet_total[lane])
-            x = total[lane] / caps[c] * n_bins if caps[c] > 0.0 else 0.0
+            ct_sums[b, c, S_REVENUE_SQ] += _whole(((total - planned_value[c]) / unit) ** 2)
+            ct_sums[b, c, S_RELET] += _whole(lane_f[LF_RELET + lane])
+            x = total / caps[c] * n_bins if caps[c] > 0.0 else 0.0
             ct_hist[b, c, min(max(int(x), 0), n_bins - 1)] += 1
-            cust_sums[b, k, op] += _whole(total[lane])
+            cust_sums[b, k, op] += _whole(total)

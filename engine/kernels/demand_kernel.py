@@ -21,11 +21,13 @@ from engine.kernels.contracts import (
     C_OPERATOR,
     C_RATE,
     GROUP,
+    N_LANE_F,
+    N_LANE_I,
     contract_group,
     path_draws,
 )
 from engine.kernels.finance import finance_lanes
-from engine.kernels.finance_fields import FS_ENABLED, N_FAC_STATE, N_FAN, N_OP_STATE, N_TMP
+from engine.kernels.finance_fields import FS_ENABLED, N_FAN
 from engine.kernels.finance_inputs import gather_group, gather_path
 from engine.kernels.finance_records import record_group, scatter_fans
 from engine.rng import next_uniform
@@ -215,13 +217,18 @@ def _block(
     g_tau = np.zeros((n_cust, GROUP), dtype=np.int64)
     g_u = np.zeros((n_ctr, 2, GROUP))
     gpus = np.zeros((width + 1, GROUP))
-    lane_f = np.zeros((8, GROUP))
-    lane_i = np.zeros((9, GROUP), dtype=np.int64)
+    lane_f = np.zeros(N_LANE_F * GROUP)
+    lane_i = np.zeros(N_LANE_I * GROUP, dtype=np.int64)
+    earned_out = np.zeros((width, GROUP))
+    relet_out = np.zeros((width, GROUP))
+    credit_out = np.zeros((width, GROUP))
     state = np.zeros((4, n_ctr, GROUP), dtype=np.int64)
     revenue = np.zeros((n_ops + 1, 2, width, GROUP))
     cash = np.zeros((n_ops, width + 1, GROUP))
     realised = np.zeros(GROUP)
     backlog = np.zeros((n_cust, GROUP))
+    hhi_l = np.zeros(GROUP)
+    top_l = np.zeros(GROUP)
     rev_bins = np.zeros((n_ops + 1, 2, width, GROUP), dtype=np.int32)
     conc_bins = np.zeros((n_ops, 2, width, GROUP), dtype=np.int32)
     # finance: the group's inputs and state (GROUP == LANES)
@@ -235,11 +242,39 @@ def _block(
     g_units = np.zeros((width, n_pairs, GROUP))
     merchant = np.zeros((width, GROUP))
     online = np.zeros(GROUP)
-    op_state = np.zeros((N_OP_STATE, n_ops, GROUP))
-    fac_state = np.zeros((N_FAC_STATE, n_fac, GROUP))
-    impact = np.zeros((2, n_gens, GROUP))
-    cum = np.zeros((2, width, n_ops, GROUP))
-    tmp = np.zeros((N_TMP, max(n_ops, n_fac), GROUP))
+    # lane state: a tuple of separate arrays, one per field (stores to rows of one
+    # array at run-time offsets keep LLVM from vectorising the month loop)
+    op_state = (
+        np.zeros((n_ops, GROUP)),
+        np.zeros((n_ops, GROUP)),
+        np.zeros((n_ops, GROUP)),
+        np.zeros((n_ops, GROUP)),
+        np.zeros((n_ops, GROUP)),
+    )
+    fac_state = (
+        np.zeros((n_fac, GROUP)),
+        np.zeros((n_fac, GROUP)),
+        np.zeros((n_fac, GROUP)),
+        np.zeros((n_fac, GROUP)),
+        np.zeros((n_fac, GROUP)),
+        np.zeros((n_fac, GROUP)),
+        np.zeros((n_fac, GROUP)),
+        np.zeros((n_fac, GROUP)),
+    )
+    impact = (np.zeros((n_gens, GROUP)), np.zeros((n_gens, GROUP)))
+    cum = (np.zeros((width, n_ops, GROUP)), np.zeros((width, n_ops, GROUP)))
+    n_tmp = max(n_ops, n_fac)
+    tmp = (
+        np.zeros((n_tmp, GROUP)),
+        np.zeros((n_tmp, GROUP)),
+        np.zeros((n_tmp, GROUP)),
+        np.zeros((n_tmp, GROUP)),
+        np.zeros((n_tmp, GROUP)),
+        np.zeros((n_tmp, GROUP)),
+        np.zeros((n_tmp, GROUP)),
+        np.zeros((n_tmp, GROUP)),
+        np.zeros((n_tmp, GROUP)),
+    )
     fan_bins = np.full((n_ops, N_FAN, width, GROUP), -1, dtype=np.int32)
     first_facility = n_cust + n_ctr + 1
     for i0 in range(first, last, GROUP):
@@ -262,7 +297,7 @@ def _block(
         contract_group(
             b, n_active, g_months, g_tau, g_u, group_paths, customers, contracts, phase_start,
             phase_index, phase_gpus, dsc, caps, planned_value, b_ct_sums, b_ct_hist, b_cust_sums,
-            gpus, lane_f, lane_i, state, revenue, cash,
+            gpus, lane_f, lane_i, earned_out, relet_out, credit_out, state, revenue, cash,
         )  # fmt: skip
         scope_revenue(
             b, n_active, revenue, n_ctr, caps, b_rev_sums, rev_bins, b_rev_hist.shape[4],
@@ -270,7 +305,7 @@ def _block(
         )  # fmt: skip
         concentration(
             b, n_active, c_op, c_cust, c_value, state, b_conc_sums, conc_bins,
-            b_conc_hist.shape[4], backlog, realised,
+            b_conc_hist.shape[4], backlog, realised, hhi_l, top_l,
         )  # fmt: skip
         if finance:
             g_draw[:, :, :] = 0.0  # contiguous; each path then adds its draws

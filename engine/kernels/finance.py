@@ -139,17 +139,20 @@ def finance_lanes(
         ``float64[F, LANES]`` one uniform per facility and lane (refinancing).
     ops ... fsc : numpy.ndarray
         Lowered finance (:class:`engine.finance_arrays.FinanceArrays`).
-    op_state, fac_state : numpy.ndarray
-        ``float64[N_OP_STATE, O, LANES]`` and ``[N_FAC_STATE, F, LANES]``
+    op_state, fac_state : tuple
+        ``N_OP_STATE`` arrays ``float64[O, LANES]`` and ``N_FAC_STATE`` arrays
+        ``float64[F, LANES]`` (one per field ``S_*``, ``SF_*``)
         written: each lane's end state (cash, default month, minimum DSCR ...;
         balance, exposure at default, proceeds ...), read by
         :func:`engine.kernels.finance_records.record_group`.
-    impact : numpy.ndarray
-        ``float64[2, G, LANES]`` scratch: fire-sale impact J and units sold.
-    cum : numpy.ndarray
-        ``float64[2, T + 1, O, LANES]`` scratch: cumulative EBITDA and debt service.
-    tmp : numpy.ndarray
-        ``float64[N_TMP, max(O, F), LANES]`` scratch.
+    impact : tuple
+        Two ``float64[G, LANES]`` scratch arrays: fire-sale impact J and units sold.
+    cum : tuple
+        Two ``float64[T + 1, O, LANES]`` scratch arrays: cumulative EBITDA and
+        debt service.
+    tmp : tuple
+        ``N_TMP`` ``float64[max(O, F), LANES]`` scratch arrays (separate arrays,
+        like the state: the lane loops vectorise).
     month_sums, fan_bins, fac_sums : numpy.ndarray
         Block records (:mod:`engine.kernels.finance_records`).
     """
@@ -166,19 +169,19 @@ def finance_lanes(
     dscr_now = tmp[8]  # the operator's DSCR this month (nan: undefined or in default)
     for o in range(n_ops):
         for lane in range(LANES):
-            op_state[S_CASH, o, lane] = ops[o, O_CASH0]
-            op_state[S_MIN_DSCR, o, lane] = math.inf
+            op_state[S_CASH][o, lane] = ops[o, O_CASH0]
+            op_state[S_MIN_DSCR][o, lane] = math.inf
             # lanes without a path count as in default from the start (never recorded)
-            op_state[S_DEFAULT, o, lane] = NEVER if lane < n_active else -1.0
-            op_state[S_FIRST_BREACH, o, lane] = NEVER
+            op_state[S_DEFAULT][o, lane] = NEVER if lane < n_active else -1.0
+            op_state[S_FIRST_BREACH][o, lane] = NEVER
             cum_e[0, o, lane] = 0.0
             cum_d[0, o, lane] = 0.0
     for f in range(n_fac):
         for lane in range(LANES):
-            for k in range(fac_state.shape[0]):
-                fac_state[k, f, lane] = 0.0
-            fac_state[SF_MATURITY, f, lane] = facilities[f, F_MATURITY]
-            fac_state[SF_SELL_FROM, f, lane] = NEVER
+            for k in range(len(fac_state)):
+                fac_state[k][f, lane] = 0.0
+            fac_state[SF_MATURITY][f, lane] = facilities[f, F_MATURITY]
+            fac_state[SF_SELL_FROM][f, lane] = NEVER
     for g in range(n_gens):
         for lane in range(LANES):
             j_now[g, lane] = 0.0
@@ -189,7 +192,7 @@ def finance_lanes(
         for o in range(n_ops):
             spread = (rate_base + ops[o, O_LIQ_SPREAD]) / 12.0
             for lane in range(LANES):
-                service[o, lane] = max(-op_state[S_CASH, o, lane], 0.0) * spread
+                service[o, lane] = max(-op_state[S_CASH][o, lane], 0.0) * spread
                 drawn_now[o, lane] = 0.0
         # 1. draws and 3. debt service of each facility
         for f in range(n_fac):
@@ -199,27 +202,27 @@ def finance_lanes(
             b_share = facilities[f, F_BALLOON]
             for lane in range(LANES):
                 draw = g_draw[t, f, lane]
-                drawn = fac_state[SF_DRAWN, f, lane] + draw
-                fac_state[SF_DRAWN, f, lane] = drawn
-                maturity = fac_state[SF_MATURITY, f, lane]
+                drawn = fac_state[SF_DRAWN][f, lane] + draw
+                fac_state[SF_DRAWN][f, lane] = drawn
+                maturity = fac_state[SF_MATURITY][f, lane]
                 if draw > 0.0:  # draws end at the original maturity: never after a refinancing
-                    fac_state[SF_BALLOON, f, lane] = b_share * drawn
-                out = fac_state[SF_OUT, f, lane] + draw
+                    fac_state[SF_BALLOON][f, lane] = b_share * drawn
+                out = fac_state[SF_OUT][f, lane] + draw
                 interest = out * rate / 12.0
                 due = t >= amort_start and t <= maturity
-                left = max(out - fac_state[SF_BALLOON, f, lane], 0.0)
+                left = max(out - fac_state[SF_BALLOON][f, lane], 0.0)
                 scheduled = left / (maturity - t + 1.0) if due else 0.0
-                fac_state[SF_OUT, f, lane] = out - scheduled
+                fac_state[SF_OUT][f, lane] = out - scheduled
                 service[o, lane] += interest + scheduled
                 drawn_now[o, lane] += draw
         # 2., 4. EBITDA and cash of operators not in default
         for o in range(n_ops):
             for lane in range(LANES):
-                alive = op_state[S_DEFAULT, o, lane] >= t
+                alive = op_state[S_DEFAULT][o, lane] >= t
                 e = g_ebitda[t, o, lane] if alive else 0.0
                 d = service[o, lane] if alive else 0.0
                 flow = e + g_other[t, o, lane] + drawn_now[o, lane] - d
-                op_state[S_CASH, o, lane] += flow if alive else 0.0
+                op_state[S_CASH][o, lane] += flow if alive else 0.0
                 cum_e[t, o, lane] = cum_e[t - 1, o, lane] + e
                 cum_d[t, o, lane] = cum_d[t - 1, o, lane] + d
                 breach_any[o, lane] = 0.0
@@ -237,40 +240,43 @@ def finance_lanes(
         for o in range(n_ops):
             limit = -ops[o, O_LIQUIDITY]
             w0 = max(t - int(ops[o, O_WINDOW]), 0)
-            for lane in range(LANES):
-                alive = op_state[S_DEFAULT, o, lane] >= t
-                if alive and op_state[S_CASH, o, lane] < limit and fails[o, lane] == 0.0:
-                    fails[o, lane] = CAUSE_LIQUIDITY
-                if alive and breach_any[o, lane] > 0.0 and op_state[S_FIRST_BREACH, o, lane] > t:
-                    op_state[S_FIRST_BREACH, o, lane] = t
+            for lane in range(LANES):  # selects, not branches: the loop vectorises
+                alive = op_state[S_DEFAULT][o, lane] >= t
+                fail = fails[o, lane]
+                dry = alive and op_state[S_CASH][o, lane] < limit and fail == 0.0
+                fails[o, lane] = CAUSE_LIQUIDITY if dry else fail
+                first_breach = op_state[S_FIRST_BREACH][o, lane]
+                new_breach = alive and breach_any[o, lane] > 0.0 and first_breach > t
+                op_state[S_FIRST_BREACH][o, lane] = t if new_breach else first_breach
                 d_w = cum_d[t, o, lane] - cum_d[w0, o, lane]
                 has = alive and d_w > 0.0
                 dscr = (cum_e[t, o, lane] - cum_e[w0, o, lane]) / d_w if has else np.nan
                 dscr_now[o, lane] = dscr
-                if has and tested_any[o, lane] > 0.0:
-                    op_state[S_MIN_DSCR, o, lane] = min(op_state[S_MIN_DSCR, o, lane], dscr)
+                low = op_state[S_MIN_DSCR][o, lane]
+                tested = has and tested_any[o, lane] > 0.0
+                op_state[S_MIN_DSCR][o, lane] = min(low, dscr) if tested else low
             record_lanes_month(
                 b, o, t, op_state, g_ebitda, dscr_now, breach_any, fails, out_total,
                 value_total, ops, fsc, month_sums, fan_bins,
             )  # fmt: skip
             n_fail = 0
             for lane in range(LANES):
-                n_fail += 1 if op_state[S_DEFAULT, o, lane] >= t and fails[o, lane] > 0.0 else 0
+                n_fail += 1 if op_state[S_DEFAULT][o, lane] >= t and fails[o, lane] > 0.0 else 0
             if n_fail == 0:
                 continue
             for lane in range(LANES):
-                if op_state[S_DEFAULT, o, lane] >= t and fails[o, lane] > 0.0:
-                    op_state[S_DEFAULT, o, lane] = t
-                    op_state[S_CAUSE, o, lane] = fails[o, lane]
+                if op_state[S_DEFAULT][o, lane] >= t and fails[o, lane] > 0.0:
+                    op_state[S_DEFAULT][o, lane] = t
+                    op_state[S_CAUSE][o, lane] = fails[o, lane]
             any_default = True
             for f in range(n_fac):
                 if int(facilities[f, F_OP]) != o:
                     continue
                 for lane in range(LANES):
                     # lenders with a claim repossess and sell; a repaid loan's GPUs stay put
-                    if op_state[S_DEFAULT, o, lane] == t and fac_state[SF_OUT, f, lane] > 0.0:
-                        fac_state[SF_EAD, f, lane] = fac_state[SF_OUT, f, lane]
-                        fac_state[SF_SELL_FROM, f, lane] = t + 1
+                    if op_state[S_DEFAULT][o, lane] == t and fac_state[SF_OUT][f, lane] > 0.0:
+                        fac_state[SF_EAD][f, lane] = fac_state[SF_OUT][f, lane]
+                        fac_state[SF_SELL_FROM][f, lane] = t + 1
         # lenders' sales and the impact they leave (nothing to do before a first default)
         if any_default:
             _sell(t, t, paths, ch_resale, g_months, phases, pair_gen, facilities, gens, keep,
@@ -324,19 +330,19 @@ def _test_facility(
     w0 = max(t - int(facilities[f, F_WINDOW]), 0)
     first_test, min_dscr = facilities[f, F_FIRST_TEST], facilities[f, F_MIN_DSCR]
     max_ltv, cure = facilities[f, F_MAX_LTV], facilities[f, F_CURE]
-    maturing = False
+    maturing = 0
     for lane in range(LANES):
-        out = fac_state[SF_OUT, f, lane]
+        out = fac_state[SF_OUT][f, lane]
         v = value[f, lane]
         ltv = out / v if out > 0.0 else 0.0  # a balance on no collateral: +inf
         e_w = cum_e[t, o, lane] - cum_e[w0, o, lane]
         d_w = cum_d[t, o, lane] - cum_d[w0, o, lane]
-        alive = op_state[S_DEFAULT, o, lane] >= t
+        alive = op_state[S_DEFAULT][o, lane] >= t
         tested = alive and t >= first_test and out > 0.0
         low = d_w > 0.0 and e_w < min_dscr * d_w
         breach = tested and (low or ltv > max_ltv)
-        run = fac_state[SF_RUN, f, lane] + 1.0 if breach else 0.0
-        fac_state[SF_RUN, f, lane] = run
+        run = fac_state[SF_RUN][f, lane] + 1.0 if breach else 0.0
+        fac_state[SF_RUN][f, lane] = run
         breach_any[o, lane] += 1.0 if breach else 0.0
         tested_any[o, lane] += 1.0 if tested else 0.0
         # causes of one month: refinancing before covenant before liquidity (max code)
@@ -346,25 +352,25 @@ def _test_facility(
         out_total[o, lane] += out if alive else 0.0
         value_total[o, lane] += v if alive else 0.0
         value[f, lane] = ltv
-        maturing = maturing or (alive and t == fac_state[SF_MATURITY, f, lane] and out > 1e-6)
-    if not maturing:
+        maturing += 1 if alive and t == fac_state[SF_MATURITY][f, lane] and out > 1e-6 else 0
+    if maturing == 0:
         return
     # refinancing of the balance left at maturity (rare: scalar)
     for lane in range(LANES):
-        alive = op_state[S_DEFAULT, o, lane] >= t
-        out = fac_state[SF_OUT, f, lane]
-        if not (alive and t == fac_state[SF_MATURITY, f, lane] and out > 1e-6):
+        alive = op_state[S_DEFAULT][o, lane] >= t
+        out = fac_state[SF_OUT][f, lane]
+        if not (alive and t == fac_state[SF_MATURITY][f, lane] and out > 1e-6):
             continue
         ltv = value[f, lane]
         x = facilities[f, F_REFI_A] + facilities[f, F_REFI_B] * (ltv - 0.6)
         if paths[0, t, lane] < facilities[f, F_STRESS]:
             x += facilities[f, F_REFI_C]
         p_fail = 1.0 / (1.0 + math.exp(-x)) if ltv < math.inf else 1.0
-        if fac_state[SF_RUN, f, lane] > 0.0 or u_refi[f, lane] < p_fail:
+        if fac_state[SF_RUN][f, lane] > 0.0 or u_refi[f, lane] < p_fail:
             fails[o, lane] = CAUSE_REFINANCING
         else:
-            fac_state[SF_MATURITY, f, lane] = t + facilities[f, F_REFI_TERM]
-            fac_state[SF_BALLOON, f, lane] = 0.0
+            fac_state[SF_MATURITY][f, lane] = t + facilities[f, F_REFI_TERM]
+            fac_state[SF_BALLOON][f, lane] = 0.0
             fac_sums[b, f, FR_REFINANCED] += 1
 
 
@@ -398,7 +404,7 @@ def _sell(
         n_sales = facilities[f, F_LIQ_MONTHS]
         share = (1.0 - facilities[f, F_DISCOUNT]) / n_sales
         for lane in range(LANES):
-            start = fac_state[SF_SELL_FROM, f, lane]
+            start = fac_state[SF_SELL_FROM][f, lane]
             if t <= horizon:
                 months_sold = 1.0 if start <= t < start + n_sales else 0.0
             else:  # every sale not made within the horizon
@@ -414,7 +420,7 @@ def _sell(
                 price = paths[ch_resale + g, price_month, lane] * _keep_ratio(
                     keep[g, price_month], j_now[g, lane]
                 )
-                fac_state[SF_PROCEEDS, f, lane] += units * share * months_sold * price
+                fac_state[SF_PROCEEDS][f, lane] += units * share * months_sold * price
                 sold[g, lane] += units / n_sales
     if t > horizon:
         return

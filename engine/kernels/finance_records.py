@@ -132,8 +132,8 @@ def record_lanes_month(
     s_dscr, n_dscr, s_ltv, n_ltv = np.int64(0), np.int64(0), np.int64(0), np.int64(0)
     n_breach, n_first, n_default = np.int64(0), np.int64(0), np.int64(0)
     for lane in range(LANES):
-        alive = op_state[S_DEFAULT, o, lane] >= t
-        cash = op_state[S_CASH, o, lane]
+        alive = op_state[S_DEFAULT][o, lane] >= t
+        cash = op_state[S_CASH][o, lane]
         ebitda = g_ebitda[t, o, lane]
         dscr = dscr_now[o, lane]
         has_dscr = dscr == dscr  # not nan: alive, with debt service in the window
@@ -148,7 +148,7 @@ def record_lanes_month(
         s_ltv += _whole(min(ltv, LTV_CAP) / RATIO_UNIT) if has_ltv else 0
         n_ltv += 1 if has_ltv else 0
         n_breach += 1 if alive and breach_any[o, lane] > 0.0 else 0
-        n_first += 1 if alive and op_state[S_FIRST_BREACH, o, lane] == t else 0
+        n_first += 1 if alive and op_state[S_FIRST_BREACH][o, lane] == t else 0
         n_default += 1 if alive and fails[o, lane] > 0.0 else 0
         fan_bins[o, V_CASH, t, lane] = (
             linear_bin(cash, cash_lo, cash_scale, n_bins) if alive else -1
@@ -198,17 +198,17 @@ def record_group(
     lost = np.zeros(n_ops)  # lenders' loss by operator on the path, $
     for lane in range(n_active):
         for o in range(n_ops):
-            if op_state[S_DEFAULT, o, lane] <= horizon:
-                c = int(op_state[S_CAUSE, o, lane])
+            if op_state[S_DEFAULT][o, lane] <= horizon:
+                c = int(op_state[S_CAUSE][o, lane])
                 k = R_DEF_COVENANT if c == CAUSE_COVENANT else R_DEF_LIQUIDITY
                 if c != CAUSE_COVENANT and c != CAUSE_LIQUIDITY:
                     k = R_DEF_REFINANCING
                 op_sums[b, o, k] += 1
-            tested = op_state[S_MIN_DSCR, o, lane] < math.inf  # a DSCR was tested
+            tested = op_state[S_MIN_DSCR][o, lane] < math.inf  # a DSCR was tested
             if tested:
                 op_sums[b, o, R_TESTED] += 1
                 k = linear_bin(
-                    op_state[S_MIN_DSCR, o, lane], fsc[FS_DSCR_LO], fsc[FS_DSCR_SCALE], n_dbins
+                    op_state[S_MIN_DSCR][o, lane], fsc[FS_DSCR_LO], fsc[FS_DSCR_SCALE], n_dbins
                 )
                 min_dscr_hist[b, o, k] += 1
             loss = ops[o, O_PLANNED] - g_contract_revenue[o, lane]
@@ -224,10 +224,10 @@ def record_group(
         for o in range(n_ops):
             lost[o] = 0.0
         for f in range(facilities.shape[0]):
-            ead = fac_state[SF_EAD, f, lane]
-            if fac_state[SF_SELL_FROM, f, lane] > horizon + 1 or ead <= 0.0:
+            ead = fac_state[SF_EAD][f, lane]
+            if fac_state[SF_SELL_FROM][f, lane] > horizon + 1 or ead <= 0.0:
                 continue
-            recovered = min(fac_state[SF_PROCEEDS, f, lane], ead)
+            recovered = min(fac_state[SF_PROCEEDS][f, lane], ead)
             loss = ead - recovered
             lost[int(facilities[f, F_OP])] += loss
             lgd = loss / ead
@@ -259,11 +259,11 @@ def record_group(
             for o in range(n_ops):
                 if target_ops[j, o] < 0.5:
                     continue
-                low = op_state[S_MIN_DSCR, o, lane] < targets[j, T_DSCR]
-                tested = op_state[S_MIN_DSCR, o, lane] < math.inf
+                low = op_state[S_MIN_DSCR][o, lane] < targets[j, T_DSCR]
+                tested = op_state[S_MIN_DSCR][o, lane] < math.inf
                 if flags & FLAG_DSCR and tested and low:
                     ok_d = False
-                if flags & FLAG_OPERATORS and op_state[S_DEFAULT, o, lane] <= horizon:
+                if flags & FLAG_OPERATORS and op_state[S_DEFAULT][o, lane] <= horizon:
                     ok_o = False
             if ok_mw and ok_c and ok_d and ok_o:
                 joint[b, j, 0] += 1
