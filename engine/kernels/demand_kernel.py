@@ -30,6 +30,7 @@ from engine.kernels.finance import finance_lanes
 from engine.kernels.finance_fields import FS_ENABLED, N_FAN
 from engine.kernels.finance_inputs import gather_group, gather_path
 from engine.kernels.finance_records import record_group, scatter_fans
+from engine.kernels.lanes import BLOCK_PATHS
 from engine.rng import next_uniform
 
 __all__ = ["contract_statistics"]
@@ -82,7 +83,8 @@ def contract_statistics(
         pair_facility, pair_gen, facilities, gens, keep, base_rate, fsc, targets,
         target_ops, target_customers); finance runs when ``fsc[FS_ENABLED]`` is set.
     n_blocks : int
-        Independent partial results (any value: the same statistics).
+        Independent partial results (any value: the same statistics; raised so
+        that no block holds more than ``BLOCK_PATHS`` paths).
     ct_sums ... lost_counts
         Statistics (:class:`engine.demand_stats.DemandStats`), accumulated.
     fin_outputs : tuple
@@ -91,17 +93,19 @@ def contract_statistics(
         facility sums, joint counts; accumulated.
     """
     n_paths = energization.shape[0]
+    # int16 block histograms (they stay in L2): at most BLOCK_PATHS paths per block
+    n_blocks = max(n_blocks, (n_paths + BLOCK_PATHS - 1) // BLOCK_PATHS)
     b_ct_sums = np.zeros((n_blocks,) + ct_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
-    b_ct_hist = np.zeros((n_blocks,) + ct_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_ct_hist = np.zeros((n_blocks,) + ct_hist.shape, dtype=np.int16)  # noqa: RUF005 (numba)
     b_rev_sums = np.zeros((n_blocks,) + rev_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
-    b_rev_hist = np.zeros((n_blocks,) + rev_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_rev_hist = np.zeros((n_blocks,) + rev_hist.shape, dtype=np.int16)  # noqa: RUF005 (numba)
     b_conc_sums = np.zeros((n_blocks,) + conc_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
-    b_conc_hist = np.zeros((n_blocks,) + conc_hist.shape, dtype=np.int64)  # noqa: RUF005 (numba)
+    b_conc_hist = np.zeros((n_blocks,) + conc_hist.shape, dtype=np.int16)  # noqa: RUF005 (numba)
     b_cust_sums = np.zeros((n_blocks,) + cust_sums.shape, dtype=np.int64)  # noqa: RUF005 (numba)
     b_lost_counts = np.zeros((n_blocks,) + lost_counts.shape, dtype=np.int64)  # noqa: RUF005 (numba)
     month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = fin_outputs
     b_month_sums = np.zeros((n_blocks,) + month_sums.shape, dtype=np.int64)  # noqa: RUF005
-    b_fan_hist = np.zeros((n_blocks,) + fan_hist.shape, dtype=np.int64)  # noqa: RUF005
+    b_fan_hist = np.zeros((n_blocks,) + fan_hist.shape, dtype=np.int16)  # noqa: RUF005
     b_op_sums = np.zeros((n_blocks,) + op_sums.shape, dtype=np.int64)  # noqa: RUF005
     b_min_dscr = np.zeros((n_blocks,) + min_dscr_hist.shape, dtype=np.int64)  # noqa: RUF005
     b_loss_hist = np.zeros((n_blocks,) + loss_hist.shape, dtype=np.int64)  # noqa: RUF005

@@ -25,11 +25,14 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["LANES", "exp_lanes"]
+__all__ = ["BLOCK_PATHS", "LANES", "exp_lanes"]
 
 #: Paths advanced together: a multiple of the vector width, and long enough that
 #: LLVM vectorises the lane loops (at 8 they were left scalar).
 LANES = 64
+#: Most paths in one parallel block of a kernel call: block histograms count in int16
+#: (exact up to 32,767) so that they stay in L2; a multiple of LANES.
+BLOCK_PATHS = 32_704
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # fdlibm: high bits of ln 2, exact k x LN2_HI

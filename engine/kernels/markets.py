@@ -32,7 +32,7 @@ from engine.kernels.factors import (
     markov_step,
     t_to_normal,
 )
-from engine.kernels.lanes import LANES, exp_lanes
+from engine.kernels.lanes import BLOCK_PATHS, LANES, exp_lanes
 from engine.kernels.market_records import (
     N_SITE_SUMS,
     SITE_CAPEX,
@@ -148,7 +148,8 @@ def market_statistics(
     region_phase_start, region_phase_index : numpy.ndarray
         CSR list of the phases of each region.
     n_blocks : int
-        Independent partial results computed in parallel (any value: same result).
+        Independent partial results computed in parallel (any value: same result;
+        raised so that no block holds more than ``BLOCK_PATHS`` paths).
     hist, sums : numpy.ndarray
         ``int64[n_out, T + 1, B]`` paths by value bin and ``int64[n_out, T + 1]``
         fixed-point sums of each reported factor by month (accumulated).
@@ -219,8 +220,9 @@ def market_statistics(
     n_ops = (factor_paths.shape[1] - ch_energy) // 2 if finance else 0
     spike_p0 = np.exp(-region[:, R_SPIKE_MEAN])
     copper_p0 = math.exp(-scalars[S_CU_JUMP_MEAN])
-    # int32 partial counts (a chunk holds < 2**31 paths): the histogram stays in L2
-    b_hist = np.zeros((n_blocks, horizon + 1, n_out, n_bins), dtype=np.int32)
+    # int16 partial counts (at most BLOCK_PATHS paths a block): the histogram stays in L2
+    n_blocks = max(n_blocks, (n_paths + BLOCK_PATHS - 1) // BLOCK_PATHS)
+    b_hist = np.zeros((n_blocks, horizon + 1, n_out, n_bins), dtype=np.int16)
     b_sums = np.zeros((n_blocks, horizon + 1, n_out), dtype=np.int64)
     b_squeeze = np.zeros((n_blocks, horizon + 1), dtype=np.int64)
     b_curtail = np.zeros((n_blocks, n_regions, horizon + 1), dtype=np.int64)
