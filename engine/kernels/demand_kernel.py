@@ -278,6 +278,8 @@ def _block(
         np.zeros((n_tmp, GROUP)),
         np.zeros((n_tmp, GROUP)),
         np.zeros((n_tmp, GROUP)),
+        np.zeros((n_tmp, GROUP)),
+        np.zeros((n_tmp, GROUP)),
     )
     fan_bins = np.full((n_ops, N_FAN, width, GROUP), -1, dtype=np.int32)
     first_facility = n_cust + n_ctr + 1

@@ -167,6 +167,7 @@ def finance_lanes(
     tested_any = tmp[6]
     value = tmp[7]
     dscr_now = tmp[8]  # the operator's DSCR this month (nan: undefined or in default)
+    sum_e, sum_d = tmp[9], tmp[10]  # cumulative EBITDA and debt service to date
     for o in range(n_ops):
         for lane in range(LANES):
             op_state[S_CASH][o, lane] = ops[o, O_CASH0]
@@ -176,6 +177,8 @@ def finance_lanes(
             op_state[S_FIRST_BREACH][o, lane] = NEVER
             cum_e[0, o, lane] = 0.0
             cum_d[0, o, lane] = 0.0
+            sum_e[o, lane] = 0.0
+            sum_d[o, lane] = 0.0
     for f in range(n_fac):
         for lane in range(LANES):
             for k in range(len(fac_state)):
@@ -223,8 +226,11 @@ def finance_lanes(
                 d = service[o, lane] if alive else 0.0
                 flow = e + g_other[t, o, lane] + drawn_now[o, lane] - d
                 op_state[S_CASH][o, lane] += flow if alive else 0.0
-                cum_e[t, o, lane] = cum_e[t - 1, o, lane] + e
-                cum_d[t, o, lane] = cum_d[t - 1, o, lane] + d
+                # running sums in their own arrays (no read of month t - 1: vectorises)
+                sum_e[o, lane] += e
+                sum_d[o, lane] += d
+                cum_e[t, o, lane] = sum_e[o, lane]
+                cum_d[t, o, lane] = sum_d[o, lane]
                 breach_any[o, lane] = 0.0
                 fails[o, lane] = 0.0
                 out_total[o, lane] = 0.0

@@ -155,7 +155,7 @@ N_OP_STATE = 5
 ) = range(8)
 N_FAC_STATE = 8
 #: Rows of the month loop's lane scratch ``tmp``.
-N_TMP = 9
+N_TMP = 11
 #: A month after every horizon (no default, no breach, no sale).
 NEVER = float(1 << 30)
 
