@@ -1,7 +1,7 @@
 """The demand side in plain vectorised NumPy: customer defaults, contracts, their statistics.
 
 Same model as :func:`engine.kernels.contract_records.default_months` and
-:func:`engine.kernels.contracts.contract_path` (docs/model.md §9.1): each
+:func:`engine.kernels.contracts.contract_group` (docs/model.md §9.1): each
 customer defaults in the first month its latent variable
 sqrt(rho) D_t + sqrt(1 - rho Var D_t) eps falls below its threshold; each
 contract's delivery from its phases' energization months, late delivery

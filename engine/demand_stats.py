@@ -151,7 +151,8 @@ class DemandStats:
         energization : numpy.ndarray
             ``float64[n, P]`` the paths' energization times (months).
         factor_paths : numpy.ndarray
-            ``float64[n, channels, T + 1]`` their AI-demand factor and rents
+            ``float64[ceil(n / 64), channels, T + 1, 64]`` (groups of 64 paths,
+            lanes innermost) their AI-demand factor and rents
             (and, with finance, the channels it needs: engine/kernels/finance.py).
         path0 : int
             Global id of the first path.

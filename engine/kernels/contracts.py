@@ -209,7 +209,8 @@ def contract_group(
     ct_sums, ct_hist, cust_sums : numpy.ndarray
         Block partial statistics (:class:`engine.demand_stats.DemandStats`).
     gpus, lane_f, lane_i : numpy.ndarray
-        Scratch: ``float64[T + 2, GROUP]`` (GPUs energized by month), and flat
+        Scratch: ``float64[T + 2, GROUP]`` (GPUs energized by month; zero on
+        entry, left zero), and flat
         ``float64[N_LANE_F GROUP]`` and ``int64[N_LANE_I GROUP]`` (per-lane sums
         and months at constant offsets ``LF_*`` and ``LI_*``).
     earned_out, relet_out, credit_out : numpy.ndarray
@@ -248,7 +249,7 @@ def contract_group(
             gpus_total += phase_gpus[j]
         prepaid = prepay * gpus_total * rate * term
         # GPUs in service by month: a difference array over the phases, per lane
-        gpus[:] = 0.0
+        # (zero on entry; cleared again after the month loop)
         for lane in range(n_active):
             first = NEVER_MONTH
             for j in range(phase_start[c], phase_start[c + 1]):
@@ -339,6 +340,11 @@ def contract_group(
                 earned_out[t, lane] = earned
                 relet_out[t, lane] = earned + r
                 credit_out[t, lane] = credit
+        for lane in range(n_active):
+            for j in range(phase_start[c], phase_start[c + 1]):
+                m = g_months[phase_index[j], lane]
+                if m <= horizon:
+                    gpus[m, lane] = 0.0
         # the month's revenue by scope and the credits, contract by contract
         for t in range(1, horizon + 1):
             for lane in range(GROUP):

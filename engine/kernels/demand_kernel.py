@@ -1,12 +1,15 @@
 """The demand side and the finance of a chunk of paths, in parallel blocks.
 
-``contract_statistics`` splits the paths into blocks (one per thread); a block
-runs its paths in groups of ``GROUP`` (64): each path's customers and contracts
-(engine/kernels/contracts.py) and, with debt in the book, its finance inputs
-(engine/kernels/finance_inputs.py); then the group's finance month loop over
-SIMD lanes (engine/kernels/finance.py) and the group's histogram bins, added
-month by month. Every statistic is an integer: per-block partial results merge
-to the same bits in any order, so the tables do not depend on the blocks.
+``contract_statistics`` splits the paths into blocks (one per thread, each
+starting on a group boundary); a block runs its paths in groups of ``GROUP``
+(64), the groups of the market kernel's ``factor_paths``: each path's draws
+(engine/kernels/contracts.py ``path_draws``), then for the whole group, month
+by month across the lanes, its contracts (``contract_group``), revenue and
+concentration records, and with debt in the book its finance inputs
+(engine/kernels/finance_inputs.py), finance month loop
+(engine/kernels/finance.py) and records; histogram bins are added month by
+month. Every statistic is an integer: per-block partial results merge to the
+same bits in any order, so the tables do not depend on the blocks.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from engine.kernels.contracts import (
 )
 from engine.kernels.finance import finance_lanes
 from engine.kernels.finance_fields import FS_ENABLED, N_FAN
-from engine.kernels.finance_inputs import gather_group, gather_path
+from engine.kernels.finance_inputs import clear_draws, gather_group, gather_path
 from engine.kernels.finance_records import record_group, scatter_fans
 from engine.kernels.lanes import BLOCK_PATHS
 from engine.rng import next_uniform
@@ -314,8 +317,7 @@ def _block(
             b_conc_hist.shape[4], backlog, realised, hhi_l, top_l,
         )  # fmt: skip
         if finance:
-            g_draw[:, :, :] = 0.0  # contiguous; each path then adds its draws
-            for lane in range(n_active):
+            for lane in range(n_active):  # g_draw is zero here
                 gather_path(lane, f_phases, facilities, g_months, g_draw, g_mw, g_units)
             gather_group(
                 n_active, group_paths, revenue, cash, ops, f_phases, pair_gen, fsc, merchant,
@@ -332,4 +334,5 @@ def _block(
                 fac_sums, joint,
             )  # fmt: skip
             scatter_fans(b, n_active, fan_bins, fan_hist)
+            clear_draws(n_active, f_phases, facilities, g_months, g_draw)
         scatter_group(b, n_active, rev_bins, conc_bins, b_rev_hist, b_conc_hist)

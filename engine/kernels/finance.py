@@ -203,13 +203,18 @@ def finance_lanes(
             rate = facilities[f, F_RATE] + (rate_base if facilities[f, F_FIXED] < 0.5 else 0.0)
             amort_start = facilities[f, F_AMORT_START]
             b_share = facilities[f, F_BALLOON]
+            # (each lane loop stores to at most two arrays: with more, LLVM cannot
+            # prove the stores independent and leaves the loop scalar)
             for lane in range(LANES):
                 draw = g_draw[t, f, lane]
                 drawn = fac_state[SF_DRAWN][f, lane] + draw
                 fac_state[SF_DRAWN][f, lane] = drawn
+                # draws end at the original maturity: never after a refinancing
+                balloon = fac_state[SF_BALLOON][f, lane]
+                fac_state[SF_BALLOON][f, lane] = b_share * drawn if draw > 0.0 else balloon
+            for lane in range(LANES):
+                draw = g_draw[t, f, lane]
                 maturity = fac_state[SF_MATURITY][f, lane]
-                if draw > 0.0:  # draws end at the original maturity: never after a refinancing
-                    fac_state[SF_BALLOON][f, lane] = b_share * drawn
                 out = fac_state[SF_OUT][f, lane] + draw
                 interest = out * rate / 12.0
                 due = t >= amort_start and t <= maturity
@@ -217,7 +222,8 @@ def finance_lanes(
                 scheduled = left / (maturity - t + 1.0) if due else 0.0
                 fac_state[SF_OUT][f, lane] = out - scheduled
                 service[o, lane] += interest + scheduled
-                drawn_now[o, lane] += draw
+            for lane in range(LANES):
+                drawn_now[o, lane] += g_draw[t, f, lane]
         # 2., 4. EBITDA and cash of operators not in default
         for o in range(n_ops):
             for lane in range(LANES):
@@ -226,15 +232,20 @@ def finance_lanes(
                 d = service[o, lane] if alive else 0.0
                 flow = e + g_other[t, o, lane] + drawn_now[o, lane] - d
                 op_state[S_CASH][o, lane] += flow if alive else 0.0
-                # running sums in their own arrays (no read of month t - 1: vectorises)
-                sum_e[o, lane] += e
-                sum_d[o, lane] += d
+            # running sums in their own arrays (no read of month t - 1: vectorises)
+            for lane in range(LANES):
+                sum_e[o, lane] += g_ebitda[t, o, lane] if op_state[S_DEFAULT][o, lane] >= t else 0.0
                 cum_e[t, o, lane] = sum_e[o, lane]
+            for lane in range(LANES):
+                sum_d[o, lane] += service[o, lane] if op_state[S_DEFAULT][o, lane] >= t else 0.0
                 cum_d[t, o, lane] = sum_d[o, lane]
+            for lane in range(LANES):
                 breach_any[o, lane] = 0.0
                 fails[o, lane] = 0.0
+            for lane in range(LANES):
                 out_total[o, lane] = 0.0
                 value_total[o, lane] = 0.0
+            for lane in range(LANES):
                 tested_any[o, lane] = 0.0
         # 5. tests of each facility
         for f in range(n_fac):
@@ -254,6 +265,8 @@ def finance_lanes(
                 first_breach = op_state[S_FIRST_BREACH][o, lane]
                 new_breach = alive and breach_any[o, lane] > 0.0 and first_breach > t
                 op_state[S_FIRST_BREACH][o, lane] = t if new_breach else first_breach
+            for lane in range(LANES):
+                alive = op_state[S_DEFAULT][o, lane] >= t
                 d_w = cum_d[t, o, lane] - cum_d[w0, o, lane]
                 has = alive and d_w > 0.0
                 dscr = (cum_e[t, o, lane] - cum_e[w0, o, lane]) / d_w if has else np.nan

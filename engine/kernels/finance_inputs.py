@@ -41,7 +41,7 @@ from engine.kernels.finance_fields import (
 from engine.kernels.lanes import LANES
 from engine.market_arrays import HOURS_PER_MONTH
 
-__all__ = ["gather_group", "gather_path"]
+__all__ = ["clear_draws", "gather_group", "gather_path"]
 
 
 @njit(cache=True)
@@ -65,10 +65,10 @@ def gather_path(
     g_months : numpy.ndarray
         ``int64[P, LANES]`` energization month of each phase (> T: never).
     g_draw : numpy.ndarray
-        ``float64[T + 1, F, LANES]`` each facility's draws, $ (zeroed by the
-        caller for the group): a collateral phase draws its share of the principal
-        when energized, up to the facility's maturity; an up-front facility draws
-        it all in month 1.
+        ``float64[T + 1, F, LANES]`` each facility's draws, $ (zero on entry;
+        :func:`clear_draws` clears it after the group): a collateral phase draws
+        its share of the principal when energized, up to the facility's maturity;
+        an up-front facility draws it all in month 1.
     g_mw, g_units : numpy.ndarray
         ``float64[T + 1, O, LANES]`` MW and ``float64[T + 1, n_pairs, LANES]``
         collateral GPUs energized in each month (zero on entry; added here,
@@ -179,9 +179,9 @@ def gather_group(
             online[lane] = 0.0
             g_contract_revenue[o, lane] = 0.0
         for t in range(1, horizon + 1):
+            # (at most two arrays stored per lane loop: LLVM then vectorises it)
             for lane in range(LANES):
                 online[lane] += g_mw[t, o, lane]
-                g_contract_revenue[o, lane] += revenue[1 + o, 0, t, lane]
                 g_ebitda[t, o, lane] = (
                     revenue[1 + o, 1, t, lane]
                     + merchant[t, lane]
@@ -189,6 +189,9 @@ def gather_group(
                     - fixed
                     - per_mw * online[lane]
                 )
+            for lane in range(LANES):
+                g_contract_revenue[o, lane] += revenue[1 + o, 0, t, lane]
+            for lane in range(LANES):
                 g_other[t, o, lane] = cash[o, t, lane] - fp[ch_capex + o, t, lane]
     for lane in range(n_active):
         for p in range(n_phases):
@@ -212,3 +215,22 @@ def gather_group(
                 k = int(phases[p, PH_PAIR])
                 if k >= 0:
                     g_units[m, k, lane] = 0.0
+
+
+@njit(cache=True)
+def clear_draws(
+    n_active: int,
+    phases: np.ndarray,
+    facilities: np.ndarray,
+    g_months: np.ndarray,
+    g_draw: np.ndarray,
+) -> None:
+    """Zero the entries of ``g_draw`` that :func:`gather_path` wrote for the group."""
+    horizon = g_draw.shape[0] - 1
+    for lane in range(n_active):
+        for f in range(facilities.shape[0]):
+            g_draw[1, f, lane] = 0.0
+        for p in range(phases.shape[0]):
+            m, f = g_months[p, lane], int(phases[p, PH_FACILITY])
+            if f >= 0 and m <= horizon:
+                g_draw[m, f, lane] = 0.0
