@@ -242,7 +242,7 @@ def hand_finance(book: Book, fp: np.ndarray, months: list[int], horizon: int, re
 
 
 def fixed_ratio(x: float, cap: float) -> int:
-    return whole(min(max(x, -cap), cap) / RATIO_UNIT)
+    return whole(min(max(x, -cap), cap) * (1.0 / RATIO_UNIT))
 
 
 def assert_month_sums(ms: np.ndarray, hand: Hand, n: int) -> None:
@@ -253,8 +253,9 @@ def assert_month_sums(ms: np.ndarray, hand: Hand, n: int) -> None:
         alive = hand.alive[t]
         expected = {
             "alive": n * alive,
-            "cash": n * whole(hand.cash[t] / USD_UNIT) if alive else 0,
-            "ebitda": n * whole(hand.ebitda[t] / USD_UNIT) if alive else 0,
+            # the kernel multiplies by the reciprocal of the unit (finance_records.py)
+            "cash": n * whole(hand.cash[t] * (1.0 / USD_UNIT)) if alive else 0,
+            "ebitda": n * whole(hand.ebitda[t] * (1.0 / USD_UNIT)) if alive else 0,
             "dscr_n": n * (alive and hand.dscr[t] is not None),
             "dscr": n * fixed_ratio(hand.dscr[t], DSCR_CAP)
             if alive and hand.dscr[t] is not None

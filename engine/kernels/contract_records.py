@@ -1,10 +1,11 @@
 """What the contract kernel records, and the customers' default months.
 
 ``default_months`` draws one path's customer defaults (docs/model.md §9.1 step
-1). The others turn one path's revenue and backlog into integer statistics:
-sums directly, histogram bins into a group buffer that ``scatter_group`` adds
-month by month for the group's paths (each month's histogram is then fetched
-once per group instead of once per path).
+1). ``scope_revenue`` and ``concentration`` turn a group's revenue and backlog
+(lanes innermost) into integer statistics: sums directly, histogram bins into
+a group buffer that ``scatter_group`` adds month by month for the group's paths
+(each month's histogram is then fetched once per group instead of once per
+path).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ __all__ = [
     "LOST_SHARES",
     "concentration",
     "default_months",
+    "default_months_scaled",
+    "latent_scales",
     "scatter_group",
     "scope_revenue",
 ]
@@ -69,26 +72,57 @@ def default_months(
         ``int64[K]`` written.
     """
     horizon = demand.shape[0] - 1
+    default_months_scaled(
+        rng, chi_row, demand, customers, dsc, latent_scales(customers, dsc, horizon), out
+    )
+
+
+@njit(cache=True)
+def latent_scales(customers: np.ndarray, dsc: np.ndarray, horizon: int) -> np.ndarray:
+    """Each customer's noise scale by month, ``b[k, t] = sqrt(1 - rho_k Var D_t)``.
+
+    Var D_t = 1 - phi^(2t) (0 if the demand factor is off): the same for every
+    path, so the kernel computes it once per block.
+    """
+    n_cust = customers.shape[0]
+    scales = np.zeros((n_cust, horizon + 1))
+    var_d = 0.0
+    phi2 = dsc[D_PHI] * dsc[D_PHI]
+    for t in range(1, horizon + 1):
+        if dsc[D_DEMAND_ON] > 0.5:
+            var_d = phi2 * var_d + (1.0 - phi2)
+        for k in range(n_cust):
+            scales[k, t] = math.sqrt(1.0 - customers[k, K_RHO] * var_d)
+    return scales
+
+
+@njit(cache=True)
+def default_months_scaled(
+    rng: np.ndarray,
+    chi_row: int,
+    demand: np.ndarray,
+    customers: np.ndarray,
+    dsc: np.ndarray,
+    scales: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """:func:`default_months` with the scales ``b[k, t]`` of :func:`latent_scales` given."""
+    horizon = demand.shape[0] - 1
     n_cust = customers.shape[0]
     out[:] = NEVER_MONTH
     alive = n_cust
-    var_d = 0.0
-    phi2 = dsc[D_PHI] * dsc[D_PHI]
     student = dsc[D_STUDENT] > 0.5
     for t in range(1, horizon + 1):
         if alive == 0:
             break
-        if dsc[D_DEMAND_ON] > 0.5:
-            var_d = phi2 * var_d + (1.0 - phi2)
         scale = 1.0
         if student:
             scale = math.sqrt(dsc[D_NU] / chi_square(rng, chi_row, dsc[D_NU]))
         for k in range(n_cust):
             if out[k] != NEVER_MONTH:
                 continue
-            rho = customers[k, K_RHO]
             eps = next_normal(rng, k)
-            x = customers[k, K_SQRT_RHO] * demand[t] + math.sqrt(1.0 - rho * var_d) * eps
+            x = customers[k, K_SQRT_RHO] * demand[t] + scales[k, t] * eps
             if x * scale < customers[k, K_THRESHOLD]:
                 out[k] = t
                 alive -= 1

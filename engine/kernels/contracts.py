@@ -41,7 +41,7 @@ from engine.kernels.contract_records import (
     L_FREED,
     L_TERM_END,
     NEVER_MONTH,
-    default_months,
+    default_months_scaled,
 )
 from engine.market_arrays import HOURS_PER_MONTH
 from engine.rng import next_uniform, seed_stream
@@ -122,6 +122,7 @@ def path_draws(
     n_ctr: int,
     dsc: np.ndarray,
     streams: np.ndarray,
+    scales: np.ndarray,
     default_month: np.ndarray,
     g_tau: np.ndarray,
     g_u: np.ndarray,
@@ -140,6 +141,9 @@ def path_draws(
         after the contracts' are the finance's: read by the caller).
     customers, dsc, streams : numpy.ndarray
         Lowered demand side (:mod:`engine.demand_arrays`).
+    scales : numpy.ndarray
+        ``float64[K, T + 1]`` each customer's noise scale by month
+        (:func:`engine.kernels.contract_records.latent_scales`).
     default_month : numpy.ndarray
         ``int64[K]`` scratch.
     g_tau, g_u : numpy.ndarray
@@ -152,7 +156,7 @@ def path_draws(
         seed_stream(rng, j, seed, path, streams[j])
     default_month[:] = NEVER_MONTH
     if dsc[D_ENABLED] > 0.5:
-        default_months(rng, n_cust + n_ctr, demand, customers, dsc, default_month)
+        default_months_scaled(rng, n_cust + n_ctr, demand, customers, dsc, scales, default_month)
     for k in range(n_cust):
         g_tau[k, lane] = default_month[k]
     for c in range(n_ctr):

@@ -18,7 +18,12 @@ import numpy as np
 from numba import njit, prange
 
 from engine.kernels.aggregate import _month
-from engine.kernels.contract_records import concentration, scatter_group, scope_revenue
+from engine.kernels.contract_records import (
+    concentration,
+    latent_scales,
+    scatter_group,
+    scope_revenue,
+)
 from engine.kernels.contracts import (
     C_CUSTOMER,
     C_OPERATOR,
@@ -209,6 +214,7 @@ def _block(
     width = horizon + 1
     rng = np.zeros((4, streams.shape[0]), dtype=np.uint64)
     default_month = np.zeros(n_cust, dtype=np.int64)
+    scales = latent_scales(customers, dsc, horizon)
     # each contract's operator, customer and value per month of service (backlog)
     c_op = np.zeros(n_ctr, dtype=np.int64)
     c_cust = np.zeros(n_ctr, dtype=np.int64)
@@ -295,7 +301,7 @@ def _block(
                 g_months[p, lane] = _month(energization[i, p], horizon)
             path_draws(
                 seed, path0 + np.uint64(i), group_paths[0, :, lane], rng, customers, n_ctr, dsc,
-                streams, default_month, g_tau, g_u, lane,
+                streams, scales, default_month, g_tau, g_u, lane,
             )  # fmt: skip
             if finance:
                 for f in range(n_fac):

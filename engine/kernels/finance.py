@@ -131,7 +131,8 @@ def finance_lanes(
     b, n_active : int
         Block of the partial results; lanes holding a path.
     g_ebitda, g_other, g_draw, g_value, g_months : numpy.ndarray
-        The group's gathered inputs (:func:`engine.kernels.finance_inputs.gather_path`).
+        The group's gathered inputs (:func:`engine.kernels.finance_inputs.gather_path`
+        and :func:`engine.kernels.finance_inputs.gather_group`).
     paths : numpy.ndarray
         ``float64[channels, T + 1, LANES]`` the group's market channels
         (demand factor; resale values from channel ``fsc[FS_CH_RESALE]``).

@@ -283,7 +283,8 @@ def record_group(
 def scatter_fans(b: int, n_active: int, fan_bins: np.ndarray, fan_hist: np.ndarray) -> None:
     """Add a group's fan bins ``fan_bins[o, v, t, lane]`` month by month (-1: not recorded).
 
-    ``fan_hist`` is ``int64[blocks, T + 1, O, N_FAN, bins]`` (month-major).
+    ``fan_hist`` is ``int16[blocks, T + 1, O, N_FAN, bins]`` (month-major; a block
+    holds at most ``BLOCK_PATHS`` paths).
     """
     n_ops, n_var, width = fan_bins.shape[0], fan_bins.shape[1], fan_bins.shape[2]
     for t in range(1, width):

@@ -62,7 +62,7 @@ def record_lanes(
     Parameters
     ----------
     hist, sums : numpy.ndarray
-        ``int32[blocks, T + 1, n_out, B]`` counts by ln-value bin and
+        ``int16[blocks, T + 1, n_out, B]`` counts by ln-value bin and
         ``int64[blocks, T + 1, n_out]`` fixed-point sums (month-major: a lane
         group's records of a month sit together).
     b, row, t : int
@@ -201,36 +201,28 @@ def operator_costs(
     of ``series`` (``float64[channels, T + 1, LANES]``, months 0..T) are
     overwritten for every lane; ``months`` (``int64[P, LANES]``) holds each
     lane's energization months (> T: never, also for lanes without a path).
-    The month loop runs across lanes (vectorised): the load online of each
-    operator in each region, times the region's $ per utility MW.
+    The month loop runs across lanes (vectorised).
     """
     horizon = cum.shape[1] - 1
-    n_regions, n_sites = cum.shape[0], site_region.shape[0]
+    n_sites = site_region.shape[0]
     for k in range(ch_energy, ch_energy + 2 * n_ops):
         for t in range(horizon + 1):
             for lane in range(LANES):
                 series[k, t, lane] = 0.0
-    load = np.empty(LANES)  # MW x PUE online, of one operator in one region
-    for o in range(n_ops):
-        energy = series[ch_energy + o]
-        for r in range(n_regions):
-            used = False
-            for s in range(n_sites):
-                used = used or (site_operator[s] == o and site_region[s] == r)
-            if not used:
-                continue
+    for s in range(n_sites):
+        r = site_region[s]
+        energy = series[ch_energy + site_operator[s]]
+        for p in range(site_phase_start[s], site_phase_end[s]):
+            load = phase_mw[p] * site_pue[s]
+            first = horizon + 1
             for lane in range(LANES):
-                load[lane] = 0.0
-            for t in range(1, horizon + 1):
-                for s in range(n_sites):
-                    if site_operator[s] != o or site_region[s] != r:
-                        continue
-                    for p in range(site_phase_start[s], site_phase_end[s]):
-                        add = phase_mw[p] * site_pue[s]
-                        for lane in range(LANES):
-                            load[lane] += add if months[p, lane] == t else 0.0
+                first = min(first, months[p, lane])
+            # one term per phase, in site and phase order, as a loop over one path's
+            # phases would add them (a phase not yet energized adds exactly 0)
+            for t in range(max(first, 1), horizon + 1):
                 for lane in range(LANES):
-                    energy[t, lane] += load[lane] * (cum[r, t, lane] - cum[r, t - 1, lane])
+                    add = load * (cum[r, t, lane] - cum[r, t - 1, lane])
+                    energy[t, lane] += add if months[p, lane] <= t else 0.0
     for s in range(n_sites):
         capex = series[ch_energy + n_ops + site_operator[s]]
         for p in range(site_phase_start[s], site_phase_end[s]):
