@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit
 
 from engine.kernels.factors import chi_square
+from engine.kernels.lanes import LANES
 from engine.rng import next_normal
 
 __all__ = [
@@ -33,8 +34,8 @@ D_ENABLED, D_STUDENT, D_NU, D_RELET, D_PHI, D_DEMAND_ON = range(6)
 NEVER_MONTH = 1 << 30
 #: Per lane and contract, what the backlog needs (``state`` of contract_group).
 L_DELIVER, L_END, L_FREED, L_TERM_END = range(4)
-#: Paths simulated together, one per SIMD lane (== engine.kernels.lanes.LANES).
-GROUP = 64
+#: Paths simulated together, one per SIMD lane.
+GROUP = LANES
 #: Shares of the planned revenue whose loss is counted (revenue_risk).
 LOST_SHARES = (0.25, 0.5, 0.75)
 
