@@ -12,7 +12,6 @@ import math
 import numpy as np
 from numba import njit
 
-from engine.kernels.aggregate import _month
 from engine.kernels.lanes import LANES
 from engine.market_arrays import SITE_HALF_WIDTH
 
@@ -98,8 +97,6 @@ def record_lanes(
 def path_costs(
     b: int,
     lane: int,
-    energization: np.ndarray,
-    i: int,
     months: np.ndarray,
     copper: np.ndarray,
     cum: np.ndarray,
@@ -129,15 +126,13 @@ def path_costs(
     horizon (``cum``, lane ``lane``); per month in service = energy / months in
     service. A curtailment event in month t takes ``phase_curtail_w`` W from
     every phase of its region energized by t, in each scope holding the phase.
+    ``months`` is ``int64[P, LANES]``, each lane's energization months (> T: never).
     """
     horizon = cum.shape[1] - 1
-    n_phases = energization.shape[1]
-    for p in range(n_phases):
-        months[p] = _month(energization[i, p], horizon)
     n_site_bins = b_site_hist.shape[3]
     site_scale = n_site_bins / (2.0 * SITE_HALF_WIDTH)
     for s in range(site_region.shape[0]):
-        first = months[site_phase_start[s]]
+        first = months[site_phase_start[s], lane]
         if first > horizon:
             continue
         r = site_region[s]
@@ -145,7 +140,7 @@ def path_costs(
         copper_cost = 0.0
         energy = 0.0
         for p in range(site_phase_start[s], site_phase_end[s]):
-            m = months[p]
+            m = months[p, lane]
             if m > horizon:
                 continue
             cu_cost = phase_mw[p] * copper_intensity * copper[m, lane]
@@ -169,7 +164,7 @@ def path_costs(
             t = curtailed[r, lane, e]
             for j in range(region_phase_start[r], region_phase_start[r + 1]):
                 p = region_phase_index[j]
-                if months[p] <= t:
+                if months[p, lane] <= t:
                     for k in range(3):
                         b_curtailed[b, phase_scopes[p, k], t] += phase_curtail_w[p]
 

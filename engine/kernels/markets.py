@@ -260,14 +260,13 @@ def market_statistics(
         gpu_regime = np.ones(LANES, dtype=np.int64)
         y_gpu = np.empty((n_gens, LANES))
         launch = np.empty((n_gens, LANES), dtype=np.int64)
-        months = np.empty(n_phases, dtype=np.int64)
         # lane scratch: ln values and values recorded, bins, fixed-point values, exp
         log_v = np.zeros(LANES)
         value = np.zeros(LANES)
         price = np.zeros(LANES)
         uniform = np.zeros(LANES)  # uniforms of the lanes
         scratch = np.zeros((2, LANES), dtype=np.int64)  # bins, fixed-point values
-        months_lanes = np.empty((n_phases, LANES), dtype=np.int64)
+        months_lanes = np.empty((n_phases, LANES), dtype=np.int64)  # energization
         bits = np.zeros(LANES, dtype=np.int64)
         pow2 = bits.view(np.float64)
         first, last = b * per_block, min(n_paths, (b + 1) * per_block)
@@ -503,13 +502,18 @@ def market_statistics(
                     for lane in range(n_active):
                         trace[i0 + lane, 2, t] = gpu_regime[lane]
             # -- what each path's markets cost each site, and its curtailed MW
+            for p in range(n_phases):
+                for lane in range(LANES):
+                    months_lanes[p, lane] = (
+                        _month(energization[i0 + lane, p], horizon)
+                        if lane < n_active
+                        else horizon + 1
+                    )
             for lane in range(n_active):
                 path_costs(
                     b,
                     lane,
-                    energization,
-                    i0 + lane,
-                    months,
+                    months_lanes,
                     copper,
                     cum,
                     curtailed,
@@ -531,13 +535,6 @@ def market_statistics(
                     b_curtailed,
                 )
             if finance:
-                for p in range(n_phases):
-                    for lane in range(LANES):
-                        months_lanes[p, lane] = (
-                            _month(energization[i0 + lane, p], horizon)
-                            if lane < n_active
-                            else horizon + 1
-                        )
                 operator_costs(
                     series,
                     ch_energy,
