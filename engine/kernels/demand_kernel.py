@@ -35,7 +35,7 @@ from engine.kernels.contracts import (
     path_draws,
 )
 from engine.kernels.finance import finance_lanes
-from engine.kernels.finance_fields import FS_ENABLED, N_FAN
+from engine.kernels.finance_fields import FS_ENABLED, N_FAC_STATE, N_FAN, N_OP_STATE, N_TMP
 from engine.kernels.finance_inputs import clear_draws, gather_group, gather_path
 from engine.kernels.finance_records import record_group, scatter_fans
 from engine.kernels.lanes import BLOCK_PATHS
@@ -290,6 +290,8 @@ def _block(
         np.zeros((n_tmp, GROUP)),
         np.zeros((n_tmp, GROUP)),
     )
+    if len(op_state) != N_OP_STATE or len(fac_state) != N_FAC_STATE or len(tmp) != N_TMP:
+        raise ValueError("finance lane state: one array per field of finance_fields")
     fan_bins = np.full((n_ops, N_FAN, width, GROUP), -1, dtype=np.int32)
     first_facility = n_cust + n_ctr + 1
     for i0 in range(first, last, GROUP):

@@ -126,7 +126,7 @@ def gather_group(
     Parameters
     ----------
     n_active : int
-        Lanes holding a path (the others are set to "never energized").
+        Lanes holding a path (the caller sets the others' months to "never").
     fp : numpy.ndarray
         ``float64[channels, T + 1, LANES]`` the group's market channels: AI-demand
         factor, rents ($/GPU-hr), resale values ($/GPU) by generation; energy
@@ -155,9 +155,6 @@ def gather_group(
     ch_rent, ch_resale = int(fsc[FS_CH_RENT]), int(fsc[FS_CH_RESALE])
     ch_energy, ch_capex = int(fsc[FS_CH_ENERGY]), int(fsc[FS_CH_CAPEX])
     never = horizon + 1
-    for p in range(n_phases):
-        for lane in range(n_active, LANES):
-            g_months[p, lane] = never
     for o in range(n_ops):
         fixed, per_mw = ops[o, O_FIXED_OPEX], ops[o, O_OPEX_MW]
         for t in range(horizon + 1):
