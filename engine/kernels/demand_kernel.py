@@ -293,16 +293,21 @@ def _block(
     if len(op_state) != N_OP_STATE or len(fac_state) != N_FAC_STATE or len(tmp) != N_TMP:
         raise ValueError("finance lane state: one array per field of finance_fields")
     fan_bins = np.full((n_ops, N_FAN, width, GROUP), -1, dtype=np.int32)
+    demand = np.zeros((GROUP, width))  # the group's AI-demand factor, one row per path
     first_facility = n_cust + n_ctr + 1
     for i0 in range(first, last, GROUP):
         n_active = min(GROUP, last - i0)
         group_paths = factor_paths[i0 // GROUP]
+        # transposed once per group: each path's draws then read a contiguous row
+        for t in range(width):
+            for lane in range(GROUP):
+                demand[lane, t] = group_paths[0, t, lane]
         for lane in range(n_active):
             i = i0 + lane
             for p in range(n_phases):
                 g_months[p, lane] = _month(energization[i, p], horizon)
             path_draws(
-                seed, path0 + np.uint64(i), group_paths[0, :, lane], rng, customers, n_ctr, dsc,
+                seed, path0 + np.uint64(i), demand[lane], rng, customers, n_ctr, dsc,
                 streams, scales, default_month, g_tau, g_u, lane,
             )  # fmt: skip
             if finance:
