@@ -2,7 +2,8 @@
 
 Same model as :func:`engine.kernels.finance.finance_path` (its module docstring
 gives the order of events in a month), with the energy cost and facility capex
-by operator of :func:`engine.kernels.market_records.operator_costs`; the
+by operator of :func:`engine.kernels.market_records.operator_energy` and
+:func:`engine.kernels.market_records.operator_capex`; the
 statistics (``numpy_finance_records.py``) are accumulated into the engine's own
 :class:`engine.finance_stats.FinanceStats` arrays (same layout, bins and
 fixed-point units), so its table methods apply.
@@ -87,7 +88,7 @@ def operator_costs(
     facility_ex_copper: float,
     n_ops: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Energy cost and facility capex by operator and month, $ (``operator_costs``).
+    """Energy cost and facility capex by operator and month, $ (``operator_energy``, ``_capex``).
 
     Parameters
     ----------

@@ -20,7 +20,8 @@ __all__ = [
     "SITE_CAPEX",
     "SITE_ENERGY",
     "bin_index",
-    "operator_costs",
+    "operator_capex",
+    "operator_energy",
     "path_costs",
     "record_lanes",
 ]
@@ -169,16 +170,14 @@ def path_costs(
                         b_curtailed[b, phase_scopes[p, k], t] += phase_curtail_w[p]
 
 
-@njit(cache=True)
-def operator_costs(
+@njit(cache=True, inline="always")
+def operator_energy(
     series: np.ndarray,
     ch_energy: int,
     n_ops: int,
+    t: int,
     months: np.ndarray,
-    copper: np.ndarray,
     cum: np.ndarray,
-    copper_intensity: float,
-    facility_ex_copper: float,
     site_region: np.ndarray,
     site_pue: np.ndarray,
     site_operator: np.ndarray,
@@ -186,40 +185,59 @@ def operator_costs(
     site_phase_end: np.ndarray,
     phase_mw: np.ndarray,
 ) -> None:
-    """Write a group's energy cost and facility capex by operator and month, $.
+    """Write a group's energy cost by operator in month ``t``, $ (run in the month loop).
 
     Energy in month t = sum over the operator's phases energized by t of
     MW x PUE x the region's $ per utility MW in t (``cum`` differences: energy at
-    the all-in price, curtailment and capacity charges included); capex of a
-    phase = MW x (facility $/MW ex copper + t/MW x copper $/t), paid in its
-    energization month. Channels ``ch_energy + o`` and ``ch_energy + n_ops + o``
-    of ``series`` (``float64[channels, T + 1, LANES]``, months 0..T) are
-    overwritten for every lane; ``months`` (``int64[P, LANES]``) holds each
-    lane's energization months (> T: never, also for lanes without a path).
-    The month loop runs across lanes (vectorised).
+    the all-in price, curtailment and capacity charges included). Channel
+    ``ch_energy + o`` of ``series`` (``float64[channels, T + 1, LANES]``) is
+    overwritten in month t for every lane; ``months`` (``int64[P, LANES]``)
+    holds each lane's energization months (> T: never, also for lanes without
+    a path). One term per phase, in site and phase order, as a loop over one
+    path's phases would add them (a phase not yet energized adds exactly 0).
     """
-    horizon = cum.shape[1] - 1
-    n_sites = site_region.shape[0]
-    for k in range(ch_energy, ch_energy + 2 * n_ops):
+    for o in range(n_ops):
+        for lane in range(LANES):
+            series[ch_energy + o, t, lane] = 0.0
+    for s in range(site_region.shape[0]):
+        r = site_region[s]
+        k = ch_energy + site_operator[s]
+        for p in range(site_phase_start[s], site_phase_end[s]):
+            load = phase_mw[p] * site_pue[s]
+            for lane in range(LANES):
+                add = load * (cum[r, t, lane] - cum[r, t - 1, lane])
+                series[k, t, lane] += add if months[p, lane] <= t else 0.0
+
+
+@njit(cache=True)
+def operator_capex(
+    series: np.ndarray,
+    ch_capex: int,
+    n_ops: int,
+    months: np.ndarray,
+    copper: np.ndarray,
+    copper_intensity: float,
+    facility_ex_copper: float,
+    site_operator: np.ndarray,
+    site_phase_start: np.ndarray,
+    site_phase_end: np.ndarray,
+    phase_mw: np.ndarray,
+) -> None:
+    """Write a group's facility capex by operator and month, $.
+
+    Capex of a phase = MW x (facility $/MW ex copper + t/MW x copper $/t), paid
+    in its energization month. Channels ``ch_capex + o`` of ``series``
+    (``float64[channels, T + 1, LANES]``, months 0..T) are overwritten for
+    every lane; ``months`` (``int64[P, LANES]``) holds each lane's energization
+    months (> T: never, also for lanes without a path).
+    """
+    horizon = series.shape[1] - 1
+    for k in range(ch_capex, ch_capex + n_ops):
         for t in range(horizon + 1):
             for lane in range(LANES):
                 series[k, t, lane] = 0.0
-    for s in range(n_sites):
-        r = site_region[s]
-        energy = series[ch_energy + site_operator[s]]
-        for p in range(site_phase_start[s], site_phase_end[s]):
-            load = phase_mw[p] * site_pue[s]
-            first = horizon + 1
-            for lane in range(LANES):
-                first = min(first, months[p, lane])
-            # one term per phase, in site and phase order, as a loop over one path's
-            # phases would add them (a phase not yet energized adds exactly 0)
-            for t in range(max(first, 1), horizon + 1):
-                for lane in range(LANES):
-                    add = load * (cum[r, t, lane] - cum[r, t - 1, lane])
-                    energy[t, lane] += add if months[p, lane] <= t else 0.0
-    for s in range(n_sites):
-        capex = series[ch_energy + n_ops + site_operator[s]]
+    for s in range(site_operator.shape[0]):
+        capex = series[ch_capex + site_operator[s]]
         for p in range(site_phase_start[s], site_phase_end[s]):
             for lane in range(LANES):
                 m = months[p, lane]

@@ -37,7 +37,8 @@ from engine.kernels.market_records import (
     N_SITE_SUMS,
     SITE_CAPEX,
     SITE_ENERGY,
-    operator_costs,
+    operator_capex,
+    operator_energy,
     path_costs,
     record_lanes,
 )
@@ -169,7 +170,8 @@ def market_statistics(
         (for the demand side), path ``i`` in group ``i // LANES``, lane
         ``i % LANES``; or ``float64[.., 1 + 2 G + 2 O, T + 1, LANES]``: also each
         generation's resale value ($/GPU), each operator's energy cost and
-        facility capex ($/month, :func:`engine.kernels.market_records.operator_costs`)
+        facility capex ($/month, :func:`engine.kernels.market_records.operator_energy`
+        and :func:`engine.kernels.market_records.operator_capex`)
         for the finance; or ``float64[0, 0, 0, 0]``. Month 0 is 0.
     """
     n_paths = energization.shape[0]
@@ -305,6 +307,13 @@ def market_statistics(
                 y_gpu,
                 launch,
             )
+            for p in range(n_phases):  # energization months (> T: never, or no path)
+                for lane in range(LANES):
+                    months_lanes[p, lane] = (
+                        _month(energization[i0 + lane, p], horizon)
+                        if lane < n_active
+                        else horizon + 1
+                    )
             for t in range(1, horizon + 1):
                 # -- copula shocks
                 for f in range(n_factors):
@@ -402,6 +411,21 @@ def market_statistics(
                             trace[i0 + lane, c + 2, t] = charge[r, lane]
                             trace[i0 + lane, c + 3, t] = event[lane]
                             trace[i0 + lane, c + 4, t] = spikes[lane] if elec_on else 0
+                if finance:  # the operators' energy cost in t, while cum[:, t] is hot
+                    operator_energy(
+                        series,
+                        ch_energy,
+                        n_ops,
+                        t,
+                        months_lanes,
+                        cum,
+                        site_region,
+                        site_pue,
+                        site_operator,
+                        site_phase_start,
+                        site_phase_end,
+                        phase_mw,
+                    )
                 # -- copper
                 if copper_on:
                     copper_draws(
@@ -502,13 +526,6 @@ def market_statistics(
                     for lane in range(n_active):
                         trace[i0 + lane, 2, t] = gpu_regime[lane]
             # -- what each path's markets cost each site, and its curtailed MW
-            for p in range(n_phases):
-                for lane in range(LANES):
-                    months_lanes[p, lane] = (
-                        _month(energization[i0 + lane, p], horizon)
-                        if lane < n_active
-                        else horizon + 1
-                    )
             for lane in range(n_active):
                 path_costs(
                     b,
@@ -535,17 +552,14 @@ def market_statistics(
                     b_curtailed,
                 )
             if finance:
-                operator_costs(
+                operator_capex(
                     series,
-                    ch_energy,
+                    ch_energy + n_ops,
                     n_ops,
                     months_lanes,
                     copper,
-                    cum,
                     scalars[S_CU_INTENSITY],
                     scalars[S_FACILITY_EX_CU],
-                    site_region,
-                    site_pue,
                     site_operator,
                     site_phase_start,
                     site_phase_end,
