@@ -88,7 +88,7 @@ def operator_costs(
     facility_ex_copper: float,
     n_ops: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Energy cost and facility capex by operator and month, $ (``operator_energy``, ``_capex``).
+    """Energy cost and facility capex by operator and month, $ (as the engine's kernels).
 
     Parameters
     ----------

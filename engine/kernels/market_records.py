@@ -177,7 +177,7 @@ def operator_energy(
     n_ops: int,
     t: int,
     months: np.ndarray,
-    cum: np.ndarray,
+    spent: np.ndarray,
     site_region: np.ndarray,
     site_pue: np.ndarray,
     site_operator: np.ndarray,
@@ -188,8 +188,9 @@ def operator_energy(
     """Write a group's energy cost by operator in month ``t``, $ (run in the month loop).
 
     Energy in month t = sum over the operator's phases energized by t of
-    MW x PUE x the region's $ per utility MW in t (``cum`` differences: energy at
-    the all-in price, curtailment and capacity charges included). Channel
+    MW x PUE x the region's $ per utility MW in t (``spent``, ``float64[R, LANES]``:
+    the difference of the region's running cost, energy at the all-in price,
+    curtailment and capacity charges included). Channel
     ``ch_energy + o`` of ``series`` (``float64[channels, T + 1, LANES]``) is
     overwritten in month t for every lane; ``months`` (``int64[P, LANES]``)
     holds each lane's energization months (> T: never, also for lanes without
@@ -205,7 +206,7 @@ def operator_energy(
         for p in range(site_phase_start[s], site_phase_end[s]):
             load = phase_mw[p] * site_pue[s]
             for lane in range(LANES):
-                add = load * (cum[r, t, lane] - cum[r, t - 1, lane])
+                add = load * spent[r, lane]
                 series[k, t, lane] += add if months[p, lane] <= t else 0.0
 
 

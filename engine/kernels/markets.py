@@ -248,6 +248,7 @@ def market_statistics(
         charge = np.empty((n_regions, LANES))
         log_charge = np.empty((n_regions, LANES))
         cum = np.zeros((n_regions, horizon + 1, LANES))  # $ per utility MW, months 1..t
+        spent = np.zeros((n_regions, LANES))  # $ per utility MW in month t (cum difference)
         curtailed = np.zeros((n_regions, LANES, horizon + 1), dtype=np.int64)  # event months
         n_curtailed = np.zeros((n_regions, LANES), dtype=np.int64)
         event = np.zeros(LANES, dtype=np.bool_)
@@ -403,6 +404,9 @@ def market_statistics(
                             HOURS_PER_MONTH * value[lane] * available
                             + DAYS_PER_MONTH * charge[r, lane]
                         )
+                    if finance:  # the month's cost, once per region (not per phase)
+                        for lane in range(LANES):
+                            spent[r, lane] = cum[r, t, lane] - cum[r, t - 1, lane]
                     if tracing:
                         c = TRACE_FIXED + n_factors + TRACE_PER_REGION * r
                         for lane in range(n_active):
@@ -411,14 +415,14 @@ def market_statistics(
                             trace[i0 + lane, c + 2, t] = charge[r, lane]
                             trace[i0 + lane, c + 3, t] = event[lane]
                             trace[i0 + lane, c + 4, t] = spikes[lane] if elec_on else 0
-                if finance:  # the operators' energy cost in t, while cum[:, t] is hot
+                if finance:  # the operators' energy cost in t, while it is in L1
                     operator_energy(
                         series,
                         ch_energy,
                         n_ops,
                         t,
                         months_lanes,
-                        cum,
+                        spent,
                         site_region,
                         site_pue,
                         site_operator,
