@@ -8,8 +8,8 @@ Run ``python benchmarks/capacity.py`` (``--quick`` for a fast pass). It prints:
   after compilation; the market model is measured by ``markets.py``);
 * the same for the vectorised NumPy implementation (``numpy_capacity.py``);
 * the cost floor: drawing the kernel's random numbers with the engine's generator;
-* peak resident memory of full ``compute_tables`` runs (capacity and markets) at
-  two path counts (subprocesses,
+* peak resident memory of full ``compute_tables`` runs (every component of the
+  default book, kernels loaded from the cache) at two path counts (subprocesses,
   spawned before this process imports the engine, see ``fresh_process.py``);
 * a check that NumPy and the engine agree: in distribution (independent draws,
   within 5 standard errors) and exactly (NumPy's statistics of the engine's own

@@ -1,10 +1,11 @@
 """Speed of the default run with its customers and contracts, against the RNG floor.
 
 Run ``python benchmarks/customers.py`` (``--quick`` for 200k paths). On the
-default scenario, 120 months, it prints path-months per second on 1 and 2
-threads of:
+default scenario without its debt facilities (the finance is timed with the
+whole model by ``benchmarks/whole.py``), 120 months, it prints path-months per
+second on 1 and 2 threads of:
 
-* the full default run (``compute_tables``: capacity + markets + customers and
+* the demand-side run (``compute_tables``: capacity + markets + customers and
   contracts + tables), and the same book without its contracts;
 * the floor: drawing the run's random numbers only, with the engine's own
   generator and streams: the capacity kernel's (``rng_floor.draw_like_capacity``),
@@ -97,7 +98,8 @@ def report(n_paths: int, repeats: int) -> bool:
     from engine.scenario import load_book
     from engine.simulate import build_scopes
 
-    book = load_book(SCENARIO)
+    # the demand side's scope: no debt (the finance is whole.py's)
+    book = dataclasses.replace(load_book(SCENARIO), facilities=())
     bare = dataclasses.replace(book, customers=(), contracts=())
     settings = _settings(n_paths)
     seed = np.uint64(settings.run.seed)

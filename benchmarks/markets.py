@@ -1,8 +1,8 @@
 """Speed of the capacity + market model: engine vs NumPy vs the RNG floor.
 
 Run ``python benchmarks/markets.py`` (``--quick`` for 200k paths). On the default
-scenario without its contracts (capacity + markets; ``customers.py`` times the
-demand side), 120 months, it prints:
+scenario without its contracts and debt (capacity + markets; ``customers.py`` times
+the demand side, ``whole.py`` the finance), 120 months, it prints:
 
 * path-months per second on 1 and 2 threads (best of ``--repeats`` after
   compilation) of the engine's full run (``compute_tables``: capacity + markets +
@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # engine modules import numba: only after NUMBA_CACHE_DIR is 
     from rng_floor import DrawPlan, MarketDrawPlan
 
     from engine.config import Settings
-    from engine.market_arrays import MarketArrays
+    from engine.market_layout import MarketArrays
     from engine.market_stats import MarketStats
     from engine.scenario import Book
 
@@ -128,7 +128,9 @@ def report_speed(n_paths: int, numpy_paths: int, repeats: int) -> dict[str, floa
     from engine.scenario import load_book
     from engine.simulate import build_scopes, simulate_capacity
 
-    book = dataclasses.replace(load_book(SCENARIO), customers=(), contracts=())  # markets only
+    book = dataclasses.replace(  # markets only: no contracts, no debt
+        load_book(SCENARIO), customers=(), contracts=(), facilities=()
+    )
     settings = _settings(n_paths)
     seed = np.uint64(settings.run.seed)
     scopes = build_scopes(book, settings.output.max_histogram_bins)
@@ -299,7 +301,10 @@ def _check_variant(label: str, settings: Settings, book: Book) -> tuple[bool, fl
     """Engine vs NumPy market statistics of the same energization times; (ok, largest z)."""
     import numpy_markets
 
-    from engine.market_arrays import MARKET_BINS, SITE_HALF_WIDTH
+    from engine.market_layout import (
+        MARKET_BINS,
+        SITE_HALF_WIDTH,
+    )
     from engine.market_stats import QUANTILES, quantiles_from_log_histogram
     from engine.simulate import build_scopes
 
@@ -384,7 +389,9 @@ def report_check(n_paths: int) -> bool:
     """Distribution check of the NumPy market model against the engine; True if it passes."""
     from engine.scenario import load_book
 
-    book = dataclasses.replace(load_book(SCENARIO), customers=(), contracts=())  # markets only
+    book = dataclasses.replace(  # markets only: no contracts, no debt
+        load_book(SCENARIO), customers=(), contracts=(), facilities=()
+    )
     print(
         f"\n== distribution check: engine vs NumPy market statistics of the engine's "
         f"energization times (independent market draws); limit {TOLERANCE_SE:g} SE =="

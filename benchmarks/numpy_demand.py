@@ -73,7 +73,7 @@ from engine.kernels.contracts import (
     S_REVENUE_SQ,
     S_TERMINATED,
 )
-from engine.market_arrays import HOURS_PER_MONTH
+from engine.market_layout import HOURS_PER_MONTH
 
 __all__ = ["DemandPaths", "add_demand", "default_months"]
 

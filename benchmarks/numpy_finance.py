@@ -71,7 +71,7 @@ from engine.kernels.finance_fields import (
     PH_MW,
     PH_OP,
 )
-from engine.market_arrays import HOURS_PER_MONTH
+from engine.market_layout import HOURS_PER_MONTH
 
 __all__ = ["add_finance", "operator_costs"]
 

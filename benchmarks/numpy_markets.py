@@ -11,7 +11,7 @@ write it without numba: the loops run over months and over the book's regions
 and generations (a few iterations each), every operation runs on arrays of all
 the paths of a chunk at once, and chunks bound memory.
 
-Inputs are the engine's lowered :class:`engine.market_arrays.MarketArrays` and
+Inputs are the engine's lowered :class:`engine.market_layout.MarketArrays` and
 the layout of :class:`engine.market_stats.MarketStats` (``stats.layout``), so
 the parameters and bins are the engine's. The random numbers come from a
 ``numpy.random.Generator`` (SFC64), so the statistics agree with the engine in
@@ -29,7 +29,7 @@ import numpy as np
 
 from engine.kernels.factors import T_GRID_MAX, T_GRID_POINTS
 from engine.kernels.markets import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY
-from engine.market_arrays import (
+from engine.market_layout import (
     DAYS_PER_MONTH,
     G_AGE0,
     G_BETA,

@@ -24,7 +24,8 @@ from numba import njit, prange
 
 from engine.book import CapacityArrays
 from engine.kernels.lanes import LANES
-from engine.market_arrays import (
+from engine.market_arrays import factor_matrix_names
+from engine.market_layout import (
     G_SUCC_LO,
     R_CAP_SIGMA,
     R_CURTAIL_P,
@@ -35,7 +36,6 @@ from engine.market_arrays import (
     S_SQ_EXIT,
     S_SQ_INITIAL,
     MarketArrays,
-    factor_matrix_names,
 )
 from engine.rng import next_normal, next_uniform, seed_stream, stream_id, uniforms_lanes
 from engine.scenario import Book

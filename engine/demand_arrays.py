@@ -34,7 +34,7 @@ from engine.kernels.contracts import (
     N_CONTRACT_FIELDS,
     N_CUSTOMER_FIELDS,
 )
-from engine.market_arrays import HOURS_PER_MONTH
+from engine.market_layout import HOURS_PER_MONTH
 from engine.rng import stream_id
 from engine.scenario import Book
 

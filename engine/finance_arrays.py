@@ -81,7 +81,7 @@ from engine.kernels.finance_fields import (
     T_MONTH,
     T_MW,
 )
-from engine.market_arrays import HOURS_PER_MONTH
+from engine.market_layout import HOURS_PER_MONTH
 from engine.scenario import Book
 
 __all__ = ["DSCR_RANGE", "LTV_TOP", "FinanceArrays", "lower_finance"]

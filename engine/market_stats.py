@@ -23,6 +23,11 @@ from engine.config import Settings
 from engine.errors import InputError
 from engine.kernels.markets import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY, market_statistics
 from engine.market_arrays import (
+    lower_markets,
+    trace_channels,
+)
+from engine.market_bins import central_paths
+from engine.market_layout import (
     DAYS_PER_MONTH,
     HOURS_PER_MONTH,
     MARKET_BINS,
@@ -30,9 +35,6 @@ from engine.market_arrays import (
     R_CURTAIL_SHARE,
     SITE_HALF_WIDTH,
     MarketArrays,
-    central_paths,
-    lower_markets,
-    trace_channels,
 )
 from engine.scenario import Book
 from engine.simulate import Scopes, build_scopes

@@ -30,7 +30,7 @@ from engine.kernels.finance_fields import (
     RATIO_UNIT,
     USD_UNIT,
 )
-from engine.market_arrays import HOURS_PER_MONTH
+from engine.market_layout import HOURS_PER_MONTH
 from engine.scenario import Book
 
 HOURS = HOURS_PER_MONTH

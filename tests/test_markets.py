@@ -41,7 +41,8 @@ from test_cli import ncrisk
 from engine.config import Settings
 from engine.errors import InputError
 from engine.kernels.factors import stretched_duration
-from engine.market_arrays import central_paths, lower_markets
+from engine.market_arrays import lower_markets
+from engine.market_bins import central_paths
 from engine.market_config import (
     CopperConfig,
     CopulaConfig,

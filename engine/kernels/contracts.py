@@ -43,7 +43,7 @@ from engine.kernels.contract_records import (
     NEVER_MONTH,
     default_months_scaled,
 )
-from engine.market_arrays import HOURS_PER_MONTH
+from engine.market_layout import HOURS_PER_MONTH
 from engine.rng import next_uniform, seed_stream
 
 __all__ = [

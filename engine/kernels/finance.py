@@ -28,10 +28,11 @@ each operator not yet in default:
    all the operator's facilities.
 
 Then, for the whole book: lenders of operators in default sell their collateral
-in equal parts over the ``liquidation`` months after the default month; the
+in equal parts over the ``liquidation_months`` after the default month; the
 units sold in t add to each generation's fire-sale impact J, which lowers every
 collateral value (and later sales) from t + 1 on:
-J <- J 2^(-1/h) + lambda x sold / installed base.
+J <- J 2^(-1/h) + lambda x sold / installed base (h: the impact's half-life,
+months; engine/kernels/finance_sales.py).
 """
 
 from __future__ import annotations
@@ -48,10 +49,8 @@ from engine.kernels.finance_fields import (
     F_AMORT_START,
     F_BALLOON,
     F_CURE,
-    F_DISCOUNT,
     F_FIRST_TEST,
     F_FIXED,
-    F_LIQ_MONTHS,
     F_MATURITY,
     F_MAX_LTV,
     F_MIN_DSCR,
@@ -65,16 +64,11 @@ from engine.kernels.finance_fields import (
     F_WINDOW,
     FR_REFINANCED,
     FS_CH_RESALE,
-    G_DECAY,
-    G_IMPACT,
     NEVER,
     O_CASH0,
     O_LIQ_SPREAD,
     O_LIQUIDITY,
     O_WINDOW,
-    PH_FACILITY,
-    PH_GPUS,
-    PH_PAIR,
     S_CASH,
     S_CAUSE,
     S_DEFAULT,
@@ -85,11 +79,11 @@ from engine.kernels.finance_fields import (
     SF_EAD,
     SF_MATURITY,
     SF_OUT,
-    SF_PROCEEDS,
     SF_RUN,
     SF_SELL_FROM,
 )
 from engine.kernels.finance_records import record_lanes_month
+from engine.kernels.finance_sales import keep_ratio, lenders_sales
 from engine.kernels.lanes import LANES
 
 __all__ = ["finance_lanes"]
@@ -299,16 +293,14 @@ def finance_lanes(
                         fac_state[SF_SELL_FROM][f, lane] = t + 1
         # lenders' sales and the impact they leave (nothing to do before a first default)
         if any_default:
-            _sell(t, t, paths, ch_resale, g_months, phases, pair_gen, facilities, gens, keep,
-                  fac_state, j_now, sold)  # fmt: skip
-    _sell(horizon + 1, horizon, paths, ch_resale, g_months, phases, pair_gen, facilities, gens,
-          keep, fac_state, j_now, sold)  # fmt: skip
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _keep_ratio(keep: float, j: float) -> float:
-    """Share of the market resale value left by the book's own impact j: max(0, keep - j) / keep."""
-    return max(keep - j, 0.0) / keep if keep > 0.0 else 0.0
+            lenders_sales(
+                t, t, paths, ch_resale, g_months, phases, pair_gen, facilities, gens, keep,
+                fac_state, j_now, sold,
+            )  # fmt: skip
+    lenders_sales(
+        horizon + 1, horizon, paths, ch_resale, g_months, phases, pair_gen, facilities, gens,
+        keep, fac_state, j_now, sold,
+    )  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
@@ -346,7 +338,7 @@ def _test_facility(
         g = pair_gen[k]
         kt = keep[g, t]
         for lane in range(LANES):
-            value[f, lane] += g_value[t, k, lane] * _keep_ratio(kt, j_now[g, lane])
+            value[f, lane] += g_value[t, k, lane] * keep_ratio(kt, j_now[g, lane])
     w0 = max(t - int(facilities[f, F_WINDOW]), 0)
     first_test, min_dscr = facilities[f, F_FIRST_TEST], facilities[f, F_MIN_DSCR]
     max_ltv, cure = facilities[f, F_MAX_LTV], facilities[f, F_CURE]
@@ -392,59 +384,3 @@ def _test_facility(
             fac_state[SF_MATURITY][f, lane] = t + facilities[f, F_REFI_TERM]
             fac_state[SF_BALLOON][f, lane] = 0.0
             fac_sums[b, f, FR_REFINANCED] += 1
-
-
-@njit(cache=True, error_model="numpy")
-def _sell(
-    t: int,
-    price_month: int,
-    paths: np.ndarray,
-    ch_resale: int,
-    g_months: np.ndarray,
-    phases: np.ndarray,
-    pair_gen: np.ndarray,
-    facilities: np.ndarray,
-    gens: np.ndarray,
-    keep: np.ndarray,
-    fac_state: np.ndarray,
-    j_now: np.ndarray,
-    sold: np.ndarray,
-) -> None:
-    """Lenders' sales in month t, then the impact they add from t + 1 on.
-
-    Called with ``t = T + 1`` after the horizon: every sale left is then made at
-    the month-T price (``price_month``), without further impact.
-    """
-    horizon = paths.shape[1] - 1
-    n_gens = gens.shape[0]
-    for g in range(n_gens):
-        for lane in range(LANES):
-            sold[g, lane] = 0.0
-    for f in range(facilities.shape[0]):
-        n_sales = facilities[f, F_LIQ_MONTHS]
-        share = (1.0 - facilities[f, F_DISCOUNT]) / n_sales
-        for lane in range(LANES):
-            start = fac_state[SF_SELL_FROM][f, lane]
-            if t <= horizon:
-                months_sold = 1.0 if start <= t < start + n_sales else 0.0
-            else:  # every sale not made within the horizon
-                months_sold = start + n_sales - t if start <= t else 0.0
-            if months_sold <= 0.0:
-                continue
-            tau = int(start) - 1
-            for p in range(phases.shape[0]):
-                if int(phases[p, PH_FACILITY]) != f or g_months[p, lane] > tau:
-                    continue
-                g = pair_gen[int(phases[p, PH_PAIR])]
-                units = phases[p, PH_GPUS]
-                price = paths[ch_resale + g, price_month, lane] * _keep_ratio(
-                    keep[g, price_month], j_now[g, lane]
-                )
-                fac_state[SF_PROCEEDS][f, lane] += units * share * months_sold * price
-                sold[g, lane] += units / n_sales
-    if t > horizon:
-        return
-    for g in range(n_gens):
-        decay, per_unit = gens[g, G_DECAY], gens[g, G_IMPACT]
-        for lane in range(LANES):
-            j_now[g, lane] = j_now[g, lane] * decay + per_unit * sold[g, lane]

@@ -39,7 +39,7 @@ from engine.kernels.finance_fields import (
     PH_PAIR,
 )
 from engine.kernels.lanes import LANES
-from engine.market_arrays import HOURS_PER_MONTH
+from engine.market_layout import HOURS_PER_MONTH
 
 __all__ = ["clear_draws", "gather_group", "gather_path"]
 

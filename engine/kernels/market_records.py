@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from engine.kernels.lanes import LANES
-from engine.market_arrays import SITE_HALF_WIDTH
+from engine.market_layout import SITE_HALF_WIDTH
 
 __all__ = [
     "N_SITE_SUMS",

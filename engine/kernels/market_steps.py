@@ -16,7 +16,7 @@ from numba import njit
 
 from engine.kernels.factors import NEVER, poisson_inverse, squeeze_spell, squeeze_start
 from engine.kernels.lanes import LANES, exp_lanes
-from engine.market_arrays import (
+from engine.market_layout import (
     G_AGE0,
     G_DRIFT,
     G_ELASTICITY,

@@ -49,7 +49,7 @@ from engine.kernels.market_steps import (
     resale_lanes,
     start_lanes,
 )
-from engine.market_arrays import (
+from engine.market_layout import (
     DAYS_PER_MONTH,
     G_BETA,
     G_OU_A,
@@ -137,7 +137,7 @@ def market_statistics(
     energization : numpy.ndarray
         ``float64[n, P]`` the same paths' energization times (months).
     switches ... report
-        The fields of :class:`engine.market_arrays.MarketArrays`, in that order.
+        The fields of :class:`engine.market_layout.MarketArrays`, in that order.
     site_region, site_pue, site_operator, site_phase_start, site_phase_end : numpy.ndarray
         Region index, PUE, operator index and phase range of each site.
     site_center : numpy.ndarray
