@@ -301,10 +301,7 @@ def _check_variant(label: str, settings: Settings, book: Book) -> tuple[bool, fl
     """Engine vs NumPy market statistics of the same energization times; (ok, largest z)."""
     import numpy_markets
 
-    from engine.market_layout import (
-        MARKET_BINS,
-        SITE_HALF_WIDTH,
-    )
+    from engine.market_layout import MARKET_BINS, SITE_HALF_WIDTH
     from engine.market_stats import QUANTILES, quantiles_from_log_histogram
     from engine.simulate import build_scopes
 

@@ -1,6 +1,6 @@
 """The operators' finance in plain vectorised NumPy: cash, debt, covenants, defaults, fire sales.
 
-Same model as :func:`engine.kernels.finance.finance_path` (its module docstring
+Same model as :func:`engine.kernels.finance.finance_lanes` (its module docstring
 gives the order of events in a month), with the energy cost and facility capex
 by operator of :func:`engine.kernels.market_records.operator_energy` and
 :func:`engine.kernels.market_records.operator_capex`; the

@@ -38,10 +38,7 @@ from engine.book import lower_capacity
 from engine.config import Settings
 from engine.demand_stats import DemandStats
 from engine.finance_stats import FinanceStats
-from engine.market_layout import (
-    S_CU_INTENSITY,
-    S_FACILITY_EX_CU,
-)
+from engine.market_layout import S_CU_INTENSITY, S_FACILITY_EX_CU
 from engine.market_stats import MarketStats
 from engine.scenario import Book
 from engine.simulate import Scopes, build_scopes

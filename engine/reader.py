@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,13 @@ class Reader:
         value = self.raw(name, default, required)
         if not isinstance(value, str) or not value.strip():
             raise self.error(name, value, "a non-empty string")
+        return value
+
+    def reference(self, name: str, known: Mapping[str, Any], what: str) -> str:
+        """Return the string of ``name``, which must be a key of ``known`` (named ``what``)."""
+        value = self.string(name, required=True)
+        if value not in known:
+            raise self.error(name, value, f"one of the {what}: {', '.join(known)}")
         return value
 
     def number(

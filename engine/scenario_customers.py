@@ -194,9 +194,7 @@ def _share(r: Reader, sites: list[Any]) -> float:
 def parse_contract(r: Reader, customers: dict[str, Any], sites: dict[str, Any]) -> Contract:
     """Read one entry of ``contracts`` (customer and sites must exist)."""
     ident = r.string("id", required=True)
-    customer = r.string("customer", required=True)
-    if customer not in customers:
-        raise r.error("customer", customer, f"one of the customers ({', '.join(customers)})")
+    customer = r.reference("customer", customers, "customers")
     names = r.raw("sites", required=True)
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise r.error("sites", names, "a non-empty list of site ids")

@@ -251,9 +251,7 @@ def parse_facility(
     facility's operator.
     """
     ident = r.string("id", required=True)
-    operator = r.string("operator", required=True)
-    if operator not in operators:
-        raise r.error("operator", operator, f"one of the operators ({', '.join(operators)})")
+    operator = r.reference("operator", operators, "operators")
     names = r.raw("collateral_sites", required=True)
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise r.error("collateral_sites", names, "a non-empty list of site ids")

@@ -189,13 +189,6 @@ def _schedule(r: Reader, name: str, seen: set[str]) -> tuple[ScheduleItem, ...]:
     return tuple(items)
 
 
-def _reference(r: Reader, name: str, known: dict[str, Any], what: str) -> str:
-    value = r.string(name, required=True)
-    if value not in known:
-        raise r.error(name, value, f"one of the {what}: {', '.join(known)}")
-    return value
-
-
 def parse_site(
     r: Reader,
     ident: str,
@@ -224,9 +217,9 @@ def parse_site(
     InputError
         On the first invalid value.
     """
-    operator = _reference(r, "operator", operators, "operators")
-    region = regions[_reference(r, "region", regions, "regions")]
-    generation = generations[_reference(r, "gpu_generation", generations, "GPU generations")]
+    operator = r.reference("operator", operators, "operators")
+    region = regions[r.reference("region", regions, "regions")]
+    generation = generations[r.reference("gpu_generation", generations, "GPU generations")]
     campus = r.string("campus", ident)
     pue = r.number("pue", 1.2, lo=1.0, hi=3.0)
     inter = r.child("interconnection")
