@@ -22,10 +22,7 @@ import polars as pl
 from engine.config import Settings
 from engine.errors import InputError
 from engine.kernels.markets import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY, market_statistics
-from engine.market_arrays import (
-    lower_markets,
-    trace_channels,
-)
+from engine.market_arrays import lower_markets, trace_channels
 from engine.market_bins import central_paths
 from engine.market_layout import (
     DAYS_PER_MONTH,

@@ -162,6 +162,18 @@ class Reader:
             raise self.error(name, value, f"one of the {what}: {', '.join(known)}")
         return value
 
+    def references(self, name: str, known: Mapping[str, Any], what: str) -> tuple[str, ...]:
+        """Return the list ``name``: keys of ``known`` (named ``what``), at least one, each once."""
+        value = self.raw(name, required=True)
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise self.error(name, value, f"a non-empty list of {what}")
+        for item in value:
+            if item not in known:
+                raise self.error(name, item, f"one of the {what}: {', '.join(known)}")
+        if len(set(value)) != len(value):
+            raise self.error(name, value, f"each of the {what} once")
+        return tuple(value)
+
     def number(
         self,
         name: str,

@@ -195,19 +195,12 @@ def parse_contract(r: Reader, customers: dict[str, Any], sites: dict[str, Any]) 
     """Read one entry of ``contracts`` (customer and sites must exist)."""
     ident = r.string("id", required=True)
     customer = r.reference("customer", customers, "customers")
-    names = r.raw("sites", required=True)
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise r.error("sites", names, "a non-empty list of site ids")
-    for name in names:
-        if name not in sites:
-            raise r.error("sites", name, f"site ids of the book ({', '.join(sites)})")
-    if len(set(names)) != len(names):
-        raise r.error("sites", names, "each site once")
+    names = r.references("sites", sites, "sites")
     term = r.integer("term_months", required=True, lo=1, hi=1200)
     contract = Contract(
         ident,
         customer,
-        tuple(names),
+        names,
         _share(r, [sites[n] for n in names]),
         r.number("price_usd_per_gpu_hour", required=True, lo=0.0, lo_open=True, hi=1000.0),
         r.integer("start_month", 1, lo=1, hi=1200),

@@ -252,15 +252,8 @@ def parse_facility(
     """
     ident = r.string("id", required=True)
     operator = r.reference("operator", operators, "operators")
-    names = r.raw("collateral_sites", required=True)
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise r.error("collateral_sites", names, "a non-empty list of site ids")
-    own = [s for s in sites if sites[s].operator == operator]
-    for name in names:
-        if name not in own:
-            raise r.error("collateral_sites", name, f"sites of {operator} ({', '.join(own)})")
-    if len(set(names)) != len(names):
-        raise r.error("collateral_sites", names, "each site once")
+    own = {s: site for s, site in sites.items() if site.operator == operator}
+    names = r.references("collateral_sites", own, f"sites of {operator}")
     if r.has("principal_usd") == r.has("ltv_at_origination"):
         raise r.error(
             "principal_usd",
@@ -289,7 +282,7 @@ def parse_facility(
     facility = Facility(
         ident,
         operator,
-        tuple(names),
+        names,
         principal,
         draw,
         fixed,

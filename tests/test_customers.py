@@ -236,7 +236,7 @@ def test_hhi_and_top1_share_equal_the_hand_computation() -> None:
 
 
 def test_bad_demand_entries_name_the_key() -> None:
-    """A contract over-selling a site, an unknown customer, both PD and rating: one message."""
+    """Over-selling a site, an unknown customer or site, both PD and rating: one message each."""
     s1 = on_time_site("s1", 1)
     cases = [
         (
@@ -245,6 +245,8 @@ def test_bad_demand_entries_name_the_key() -> None:
             "share",
         ),
         ([{"id": "c1", "annual_pd": 0.01}], [contract("k1", "cX", ["s1"])], "customer"),
+        ([{"id": "c1", "annual_pd": 0.01}], [contract("k1", "c1", ["s9"])], "sites"),
+        ([{"id": "c1", "annual_pd": 0.01}], [contract("k1", "c1", ["s1", "s1"])], "sites"),
         ([{"id": "c1", "annual_pd": 0.01, "rating": "A"}], [], "annual_pd"),
         ([{"id": "c1", "rating": "AAA+"}], [], "rating"),
         ([{"id": "c1", "annual_pd": 0.01}], [contract("k1", "c1", ["s1"], gpus=5000)], "gpus"),
