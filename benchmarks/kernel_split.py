@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import os
 import sys
 import tempfile
@@ -35,11 +36,10 @@ from typing import Any
 
 import numpy as np
 
-HORIZON = 120
-#: Arguments of contract_statistics: fin_inputs, n_blocks, first statistic, fin_outputs.
-D_FIN_INPUTS, D_BLOCKS, D_FIRST_STAT, D_FIN_OUTPUTS = 13, 14, 15, 23
-#: Arguments of market_statistics: n_blocks, first and last statistic, trace, factor_paths.
-M_BLOCKS, M_FIRST_STAT, M_TRACE, M_PATHS = 30, 31, 38, 39
+
+def _positions(kernel: Any) -> dict[str, int]:
+    """Position of each argument of a numba kernel, by name (from its Python source)."""
+    return {name: k for k, name in enumerate(inspect.signature(kernel.py_func).parameters)}
 
 
 def _capture() -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -81,7 +81,7 @@ def _digest(arrays: list[np.ndarray]) -> str:
 
 
 def _time(kernel: Any, make_args: Any, repeats: int) -> tuple[list[float], list[Any]]:
-    times, args = [], make_args()
+    times: list[float] = []
     for _ in range(repeats):
         args = make_args()
         start = time.perf_counter()
@@ -99,51 +99,51 @@ def main() -> int:
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="ncrisk-kernels-")
     import numba
 
+    from engine.finance_stats import FinanceStats
     from engine.kernels.demand_kernel import contract_statistics
-    from engine.kernels.finance_fields import FS_ENABLED
     from engine.kernels.markets import market_statistics
 
     market, demand = _capture()
     numba.set_num_threads(1)
-    n_paths = demand[2].shape[0]
-    full = market[M_PATHS]
-    n_gens = demand[D_FIN_INPUTS][5].shape[0]  # FinanceArrays.gens: one row per generation
-    demand_only = (full.shape[0], 1 + n_gens, *full.shape[2:])
+    m_at, d_at = _positions(market_statistics), _positions(contract_statistics)
+    full = market[m_at["factor_paths"]]  # [groups, channels, T + 1, LANES]
+    n_paths, horizon = demand[d_at["energization"]].shape[0], full.shape[2] - 1
+    # without the finance the market kernel keeps the demand factor and each rent only
+    demand_only = (full.shape[0], 1 + market[m_at["gpu"]].shape[0], *full.shape[2:])
     buffers = {True: np.ones(full.shape), False: np.ones(demand_only)}
-    fin_off = list(demand[D_FIN_INPUTS])
-    fin_off[8] = fin_off[8].copy()
-    fin_off[8][FS_ENABLED] = 0.0
+    finance_off = FinanceStats.disabled()  # what a run without debt passes
 
     def market_args(finance: bool) -> list[Any]:
         args = list(market)
-        args[M_BLOCKS] = 1
-        for i in range(M_FIRST_STAT, M_TRACE):
+        args[m_at["n_blocks"]] = 1
+        for i in range(m_at["hist"], m_at["trace"]):  # the statistics, fresh
             args[i] = np.zeros_like(market[i])
-        args[M_PATHS] = buffers[finance]
+        args[m_at["factor_paths"]] = buffers[finance]
         return args
 
     def demand_args(finance: bool) -> list[Any]:
         args = list(demand)
-        args[D_BLOCKS] = 1
-        for i in range(D_FIRST_STAT, D_FIN_OUTPUTS):
+        args[d_at["n_blocks"]] = 1
+        for i in range(d_at["ct_sums"], d_at["fin_outputs"]):  # the statistics, fresh
             args[i] = np.zeros_like(demand[i])
-        args[D_FIN_OUTPUTS] = tuple(np.zeros_like(a) for a in demand[D_FIN_OUTPUTS])
+        outputs = demand[d_at["fin_outputs"]]
+        args[d_at["fin_outputs"]] = tuple(np.zeros_like(a) for a in outputs)
         if not finance:
-            args[D_FIN_INPUTS] = tuple(fin_off)
+            args[d_at["fin_inputs"]], args[d_at["fin_outputs"]] = finance_off
         return args
 
-    print(f"{n_paths:,} paths x {HORIZON} months, 1 thread, {opts.repeats} calls each")
-    for name, kernel, make in (
-        ("market", market_statistics, market_args),
-        ("demand", contract_statistics, demand_args),
+    print(f"{n_paths:,} paths x {horizon} months, 1 thread, {opts.repeats} calls each")
+    for name, kernel, make, first, last in (  # statistics: args[first:last]
+        ("market", market_statistics, market_args, m_at["hist"], len(m_at)),
+        ("demand", contract_statistics, demand_args, d_at["ct_sums"], len(d_at)),
     ):
         for finance in (True, False):
             kernel(*make(finance))  # compiled, and the series buffer touched
             times, args = _time(kernel, lambda f=finance, m=make: m(f), opts.repeats)
-            stats = [a for a in args if isinstance(a, np.ndarray)]
-            stats += [a for t in args if isinstance(t, tuple) for a in t]
+            stats = [a for a in args[first:last] if isinstance(a, np.ndarray)]
+            stats += [a for t in args[first:last] if isinstance(t, tuple) for a in t]
             best, median = min(times), float(np.median(times))
-            per = best / (n_paths * HORIZON) * 1e9
+            per = best / (n_paths * horizon) * 1e9
             label = f"{name} {'with' if finance else 'without'} finance"
             print(
                 f"{label:<26} best {best * 1e3:7.1f} ms  median {median * 1e3:7.1f} ms  "
