@@ -144,7 +144,12 @@ class DemandStats:
     def add(
         self, energization: np.ndarray, factor_paths: np.ndarray, path0: int, n_blocks: int
     ) -> None:
-        """Simulate the demand side of paths ``path0 ..`` and add their statistics.
+        """Simulate the demand side of paths ``path0 ..`` on given market series.
+
+        A run does not call this: the market kernel runs each group's demand side
+        right after its markets (:meth:`engine.market_stats.MarketStats.add` with
+        ``demand``). Tests call it on series set by hand, and to check that both
+        give the same bits.
 
         Parameters
         ----------
@@ -159,30 +164,50 @@ class DemandStats:
         n_blocks : int
             Parallel partial results (any value gives the same statistics).
         """
-        a = self.arrays
-        fields = [getattr(a, f.name) for f in dataclasses.fields(a)]
-        if self.finance is not None:
-            fin_in, fin_out = self.finance.inputs(), self.finance.outputs()
-        else:
-            fin_in, fin_out = FinanceStats.disabled()
+        dem_in, fin_in, dem_out, fin_out = self.kernel_args()
         contract_statistics(
             np.uint64(self.seed),
             np.uint64(path0),
             energization,
             factor_paths,
-            *fields,
+            *dem_in,
             fin_in,
             n_blocks,
-            self.ct_sums,
-            self.ct_hist,
-            self.rev_sums,
-            self.rev_hist,
-            self.conc_sums,
-            self.conc_hist,
-            self.cust_sums,
-            self.lost_counts,
+            *dem_out,
             fin_out,
         )
+
+    def kernel_args(self) -> tuple[tuple, tuple, tuple, tuple]:
+        """Return the kernels' demand-side inputs, finance inputs, statistics and finance's.
+
+        Returns
+        -------
+        tuple
+            ``(inputs, fin_inputs, outputs, fin_outputs)``: the fields of
+            :class:`engine.demand_arrays.DemandArrays` in order, the finance's inputs
+            (:meth:`FinanceStats.inputs`, or :meth:`FinanceStats.disabled` without
+            debt), ``ct_sums`` .. ``lost_counts`` (accumulated in place) and the
+            finance's statistics.
+        """
+        a = self.arrays
+        dem_in = tuple(getattr(a, f.name) for f in dataclasses.fields(a))
+        if self.finance is not None:
+            fin_in, fin_out = self.finance.inputs(), self.finance.outputs()
+        else:
+            fin_in, fin_out = FinanceStats.disabled()
+        dem_out = (self.ct_sums, self.ct_hist, self.rev_sums, self.rev_hist, self.conc_sums,
+                   self.conc_hist, self.cust_sums, self.lost_counts)  # fmt: skip
+        return dem_in, fin_in, dem_out, fin_out
+
+    @staticmethod
+    def absent() -> tuple[tuple, tuple, tuple, tuple]:
+        """Return :meth:`kernel_args` of a book without a demand side (same array types)."""
+        f1, f2 = np.zeros(0), np.zeros((0, 0))
+        i1 = np.zeros(0, dtype=np.int64)
+        dem_in = (f2, f2, i1, i1, f1, f1, np.zeros(0, dtype=np.uint64), f1, f1)
+        i2, i3, i4 = (np.zeros((0,) * k, dtype=np.int64) for k in (2, 3, 4))
+        fin_in, fin_out = FinanceStats.disabled()
+        return dem_in, fin_in, (i2, i2, i3, i4, i3, i4, i2, i2), fin_out
 
     def contracts(self, book: Book) -> pl.DataFrame:
         """One row per contract (book order): delivery, termination, default, revenue."""

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from engine.config import Settings
+from engine.demand_stats import DemandStats
 from engine.errors import InputError
 from engine.kernels.markets import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY, market_statistics
 from engine.market_arrays import lower_markets, trace_channels
@@ -164,6 +165,7 @@ class MarketStats:
         n_blocks: int,
         trace: np.ndarray | None = None,
         factor_paths: np.ndarray | None = None,
+        demand: DemandStats | None = None,
     ) -> None:
         """Simulate the markets of one chunk's paths and add their statistics.
 
@@ -182,7 +184,12 @@ class MarketStats:
             ``float64[ceil(n / LANES), channels, T + 1, LANES]`` filled with the
             paths' AI-demand factor and rents by month (and, with finance, resale
             values, energy cost and capex), for the demand side: path ``i`` in
-            group ``i // LANES``, lane ``i % LANES``.
+            group ``i // LANES``, lane ``i % LANES``; or ``float64[0, channels, T + 1,
+            LANES]``: each block keeps only its current group's series, in L2 (a run
+            with a demand side).
+        demand : DemandStats, optional
+            The demand side (and finance), run on each group of 64 paths right after
+            its markets, on the series above, into these statistics.
         """
         a = self.arrays
         fields = [
@@ -217,6 +224,8 @@ class MarketStats:
             self.site_sums,
             trace if trace is not None else np.zeros((0, 0, 0)),
             factor_paths if factor_paths is not None else np.zeros((0, 0, 0, 0)),
+            demand is not None,
+            *(demand.kernel_args() if demand is not None else DemandStats.absent()),
         )
 
     def market_by_month(self, book: Book) -> pl.DataFrame:

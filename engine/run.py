@@ -53,13 +53,6 @@ class RunOutput:
     book: Book
 
 
-#: Paths whose factor paths are kept at once for the demand side. Larger is faster
-#: (each sub-chunk costs two kernel calls of some 3 ms fixed cost: block histograms
-#: allocated, merged) but takes more memory: 32,768 paths of the default book's
-#: 11 series hold 350 MB, and stay two blocks under ``BLOCK_PATHS`` on 2 threads.
-DEMAND_SUBCHUNK = 32_768
-
-
 def compute_tables(
     book: Book, settings: Settings, threads: int | None = None, chunk_sizes: list[int] | None = None
 ) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
@@ -141,32 +134,28 @@ def compute_tables(
     return tables, facts
 
 
+def series_channels(markets: MarketStats, demand: DemandStats) -> int:
+    """Market series per path the demand side needs: 1 + G, with finance 1 + 2 G + 2 O."""
+    if demand.finance is not None:
+        return demand.finance.arrays.n_channels
+    return 1 + markets.arrays.gpu.shape[0]
+
+
 def _markets_and_demand(
     markets: MarketStats, demand: DemandStats
 ) -> Callable[[np.ndarray, int, int], None]:
-    """Chunk hook: markets, then the demand side on their factor paths, by sub-chunks.
+    """Chunk hook: the markets, each group of paths followed by its demand side.
 
     The demand side needs each path's AI-demand factor and rents by month, the
     finance also resale values, energy cost and facility capex (1 + 2 G + 2 O
-    series); they are kept for ``DEMAND_SUBCHUNK`` paths at a time in one reused
-    buffer (float64, T + 1 months per series, groups of ``LANES`` paths side by
-    side), which bounds memory; the statistics do not depend on it.
+    series); the market kernel runs each group's demand side and finance right
+    after the group's months, on the series it has just written into one slot
+    per block, which stays in L2.
     """
-    n_gens = markets.arrays.gpu.shape[0]
-    channels = 1 + n_gens if demand.finance is None else demand.finance.arrays.n_channels
-    width = markets.horizon + 1
-    buffer = np.empty((0, channels, width, LANES))
+    series = np.empty((0, series_channels(markets, demand), markets.horizon + 1, LANES))
 
     def hook(energization: np.ndarray, path0: int, n_blocks: int) -> None:
-        nonlocal buffer
-        groups = (min(DEMAND_SUBCHUNK, energization.shape[0]) + LANES - 1) // LANES
-        if buffer.shape[0] < groups:  # allocated once, reused: every month is overwritten
-            buffer = np.empty((groups, channels, width, LANES))
-        for off in range(0, energization.shape[0], DEMAND_SUBCHUNK):
-            part = energization[off : off + DEMAND_SUBCHUNK]
-            paths = buffer[: (part.shape[0] + LANES - 1) // LANES]
-            markets.add(part, path0 + off, n_blocks, factor_paths=paths)
-            demand.add(part, paths, path0 + off, n_blocks)
+        markets.add(energization, path0, n_blocks, factor_paths=series, demand=demand)
 
     return hook
 

@@ -9,6 +9,7 @@ customers with PD 0 and no termination every path is the same path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ import engine.run
 from engine.config import Settings
 from engine.customer_config import CustomersConfig
 from engine.finance_config import FinanceConfig, JointTarget
+from engine.kernels.lanes import LANES
 from engine.market_config import (
     CopperConfig,
     DemandConfig,
@@ -176,6 +178,26 @@ class FinanceRun:
     energization: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
 
+def _series_buffer(n_paths: int, series: np.ndarray) -> np.ndarray:
+    """Every path's market series, ``[group, channel, month, lane]`` (``series``: a slot)."""
+    return np.empty(((n_paths + LANES - 1) // LANES, *series.shape[1:]))
+
+
+def separate_kernels(markets: Any, demand: Any) -> Callable[[np.ndarray, int, int], None]:
+    """Chunk hook running the demand side apart: the market kernel writes every path's
+    series into a buffer, then ``contract_statistics`` reads them (a run does both in one
+    kernel, group by group); for tests that both give the same bits."""
+    width = markets.horizon + 1
+    slot = np.empty((0, engine.run.series_channels(markets, demand), width, LANES))
+
+    def hook(energization: np.ndarray, path0: int, n_blocks: int) -> None:
+        series = _series_buffer(energization.shape[0], slot)
+        markets.add(energization, path0, n_blocks, factor_paths=series)
+        demand.add(energization, series, path0, n_blocks)
+
+    return hook
+
+
 def run_finance(
     book: Book,
     settings: Settings,
@@ -184,26 +206,30 @@ def run_finance(
     chunk_sizes: list[int] | None = None,
 ) -> FinanceRun:
     """compute_tables, keeping its FinanceStats (and with ``capture`` every path's market
-    channels and energization times, as handed to the demand side)."""
+    channels and energization times, as the market kernel hands them to the demand side:
+    written to a buffer of every path's series instead of one slot per block)."""
     seen: dict[str, Any] = {}
     paths: list[np.ndarray] = []
     times: list[np.ndarray] = []
-    original = engine.run._markets_and_demand
+    inner = engine.run._markets_and_demand  # the run's, or a test's (separate_kernels)
 
     def spy(markets: Any, demand: Any) -> Any:
         seen["demand"] = demand
         if capture:
-            add = demand.add
+            add = markets.add
 
-            def add_and_keep(e: np.ndarray, fp: np.ndarray, path0: int, n_blocks: int) -> None:
-                add(e, fp, path0, n_blocks)
+            def add_and_keep(e: np.ndarray, path0: int, n_blocks: int, **kw: Any) -> None:
+                fp = kw["factor_paths"]
+                if fp.shape[0] == 0:  # a slot per block: every path's series instead
+                    kw["factor_paths"] = fp = _series_buffer(e.shape[0], fp)
+                add(e, path0, n_blocks, **kw)
                 # [group, channel, month, lane] -> [path, channel, month]
                 by_path = fp.transpose(0, 3, 1, 2).reshape(-1, fp.shape[1], fp.shape[2])
                 paths.append(by_path[: e.shape[0]].copy())
                 times.append(e.copy())
 
-            demand.add = add_and_keep
-        return original(markets, demand)
+            markets.add = add_and_keep
+        return inner(markets, demand)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(engine.run, "_markets_and_demand", spy)

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 from conftest import P_MIN, assert_within, fixed, item, make_settings, site
+from finance_books import separate_kernels
 from numba import njit
 from polars.testing import assert_frame_equal
 from scipy import integrate, stats
@@ -258,17 +259,18 @@ def test_bad_demand_entries_name_the_key() -> None:
         assert err.value.key.rsplit(".", 1)[-1] == key
 
 
-def test_demand_tables_do_not_depend_on_the_sub_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The factor paths are handed over by sub-chunks; any size gives the same bits."""
+def test_demand_side_in_the_market_kernel_equals_it_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run hands each group's series to its demand side inside the market kernel; the
+    demand kernel run apart on every path's series gives the same bits."""
     import engine.run
 
     book = load_book("reference")
     s = make_settings(5_003, horizon=60)
-    whole = run(book, s)
-    monkeypatch.setattr(engine.run, "DEMAND_SUBCHUNK", 999)
-    pieces = run(book, s)
+    fused = run(book, s)
+    monkeypatch.setattr(engine.run, "_markets_and_demand", separate_kernels)
+    apart = run(book, s)
     for name in ("contracts", "revenue_by_month", "concentration", "customer_risk", "revenue_risk"):
-        assert_frame_equal(whole[name], pieces[name], check_exact=True)
+        assert_frame_equal(fused[name], apart[name], check_exact=True)
 
 
 def _one_path(book: Book, months: list[int], demand: np.ndarray, rent: float) -> dict:

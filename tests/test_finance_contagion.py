@@ -1,7 +1,7 @@
 """Contagion through one GPU generation's fire-sale impact (engine/kernels/finance.py):
 an operator's defaults spread to another sharing the generation, monotonically in the
 impact lambda, and not at all with ``finance.contagion = false``; and the finance
-statistics are bit-identical on any threads, chunks and demand sub-chunks.
+statistics are bit-identical on any threads and chunks, and with the demand kernel run apart.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 from conftest import Z_TOL
-from finance_books import TARGETS, contagion_book, fin_settings, run_finance
+from finance_books import TARGETS, contagion_book, fin_settings, run_finance, separate_kernels
 from polars.testing import assert_frame_equal
 
 import engine.run
@@ -78,7 +78,7 @@ def test_finance_is_bit_identical_on_any_threads_chunks_and_sub_chunks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Contagion (fire sales of one operator marking down the other's collateral) on 1
-    and 2 threads, in one chunk, in uneven chunks, and in small demand sub-chunks."""
+    and 2 threads, in one chunk, in uneven chunks, and with the demand kernel run apart."""
     n = 12_007  # prime: uneven blocks
     both = JointTarget("both", no_operator_default=True, min_dscr=1.0)
     s = fin_settings(n, 48, seed=3, relet=0.3, targets=[TARGETS[0], both])
@@ -86,7 +86,7 @@ def test_finance_is_bit_identical_on_any_threads_chunks_and_sub_chunks(
     one = run_finance(book, s, threads=1)
     two = run_finance(book, s, threads=2)
     uneven = run_finance(book, s, threads=2, chunk_sizes=[1, 7, 4_999, 3, n - 5_010])
-    monkeypatch.setattr(engine.run, "DEMAND_SUBCHUNK", 997)
+    monkeypatch.setattr(engine.run, "_markets_and_demand", separate_kernels)
     sub = run_finance(book, s, threads=2)
     assert one.finance.month_sums[:, :, MS_DEFAULT].sum() > 0
     for other in (two, uneven, sub):

@@ -14,6 +14,11 @@ each path drawing from its own streams in the order above. The months of one
 group are in engine/kernels/market_steps.py, what is recorded in
 engine/kernels/market_records.py.
 
+With a demand side, each group's contracts and finance run right after its
+months (engine/kernels/demand_kernel.py ``demand_group``), on the group's
+series (AI-demand factor, rents, resale values, energy cost and capex) while
+they are still in L2: they never go through memory.
+
 Everything accumulated is an integer (counts, fixed-point sums), so per-thread
 partial results merge to the same bits in any order.
 """
@@ -26,6 +31,12 @@ import numpy as np
 from numba import njit, prange
 
 from engine.kernels.aggregate import _month
+from engine.kernels.demand_kernel import (
+    demand_blocks,
+    demand_group,
+    demand_scratch,
+    merge_blocks,
+)
 from engine.kernels.factors import (
     REGIME_SQUEEZE,
     chi_square,
@@ -122,6 +133,11 @@ def market_statistics(
     site_sums: np.ndarray,
     trace: np.ndarray,
     factor_paths: np.ndarray,
+    demand_side: bool,
+    dem_in: tuple,
+    fin_inputs: tuple,
+    dem_out: tuple,
+    fin_outputs: tuple,
 ) -> None:
     """Simulate the markets of paths ``path0 .. path0 + n - 1`` and add their statistics.
 
@@ -172,7 +188,16 @@ def market_statistics(
         generation's resale value ($/GPU), each operator's energy cost and
         facility capex ($/month, :func:`engine.kernels.market_records.operator_energy`
         and :func:`engine.kernels.market_records.operator_capex`)
-        for the finance; or ``float64[0, 0, 0, 0]``. Month 0 is 0.
+        for the finance; or ``float64[0, channels, T + 1, LANES]``: the same
+        series, but only the current group's, in one slot per block (in L2);
+        or ``float64[0, 0, 0, 0]``. Month 0 is 0.
+    demand_side : bool
+        Run each group's demand side and finance right after its markets
+        (:func:`engine.kernels.demand_kernel.demand_group`, on its series).
+    dem_in, fin_inputs, dem_out, fin_outputs : tuple
+        The demand side's and the finance's inputs and statistics
+        (:meth:`engine.demand_stats.DemandStats.kernel_args`; with ``demand_side``
+        off, :meth:`engine.demand_stats.DemandStats.absent`); accumulated.
     """
     n_paths = energization.shape[0]
     n_phases = energization.shape[1]
@@ -216,7 +241,8 @@ def market_statistics(
     ) = month_constants(region, season, ppa_price, gpu, fire_sale_keep, first_moy, horizon)
     unhedged = 1.0 - region[:, R_PPA_SHARE]
     tracing = trace.shape[0] > 0
-    keeping = factor_paths.shape[0] > 0
+    keeping = factor_paths.shape[1] > 0
+    full = factor_paths.shape[0] > 0
     finance = keeping and factor_paths.shape[1] > 1 + n_gens
     ch_energy = 1 + 2 * n_gens
     n_ops = (factor_paths.shape[1] - ch_energy) // 2 if finance else 0
@@ -236,6 +262,14 @@ def market_statistics(
     # blocks start on a group boundary: group i0 // LANES of factor_paths is lanes i0 ..
     per_block = ((n_paths + n_blocks - 1) // n_blocks + LANES - 1) // LANES * LANES
     no_series = np.zeros((0, 0, LANES))
+    # the series of each block's current group (kept only for the demand side)
+    slots = np.zeros((n_blocks if keeping and not full else 0, factor_paths.shape[1],
+                      horizon + 1, LANES))  # fmt: skip
+    d = demand_blocks(n_blocks if demand_side else 0, dem_out, fin_outputs)
+    # flat tuples built here: a tuple returned by a call fails in the prange body
+    b_dem = (d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7])
+    b_fin = (d[8], d[9], d[10], d[11], d[12], d[13], d[14])
+    n_dem_ops = dem_out[4].shape[0]
     for b in prange(n_blocks):
         # generator states: column stream x LANES + lane
         rng = np.zeros((4, n_streams * LANES), dtype=np.uint64)
@@ -272,12 +306,18 @@ def market_statistics(
         months_lanes = np.empty((n_phases, LANES), dtype=np.int64)  # energization
         bits = np.zeros(LANES, dtype=np.int64)
         pow2 = bits.view(np.float64)
+        dem_scratch = demand_scratch(horizon, n_phases, dem_in, fin_inputs, n_dem_ops)
         first, last = b * per_block, min(n_paths, (b + 1) * per_block)
         for i0 in range(first, last, LANES):
             n_active = min(LANES, last - i0)
             # the series kept for the demand side and the finance: the group's own
             # slice of factor_paths, lanes innermost (contiguous lane stores)
-            series = factor_paths[i0 // LANES] if keeping else no_series
+            if full:
+                series = factor_paths[i0 // LANES]
+            elif keeping:
+                series = slots[b]
+            else:
+                series = no_series
             for c in range(series.shape[0]):
                 for lane in range(LANES):
                     series[c, 0, lane] = 0.0
@@ -569,6 +609,11 @@ def market_statistics(
                     site_phase_end,
                     phase_mw,
                 )
+            if demand_side:
+                demand_group(b, i0, n_active, seed, path0, energization, series, dem_in,
+                             fin_inputs, dem_scratch, b_dem, b_fin)  # fmt: skip
+    if demand_side:
+        merge_blocks(b_dem, b_fin, dem_out, fin_outputs)
     for b in range(n_blocks):
         for t in range(horizon + 1):
             for row in range(n_out):
