@@ -26,7 +26,7 @@ from engine.config import Settings
 from engine.demand_arrays import DemandArrays, lower_demand
 from engine.errors import InputError
 from engine.finance_stats import FinanceStats
-from engine.kernels.contract_records import LOST_SHARES
+from engine.kernels.contract_records import LOST_SHARES, N_DSC
 from engine.kernels.contracts import (
     C_RATE,
     C_TERM,
@@ -199,12 +199,23 @@ class DemandStats:
                    self.conc_hist, self.cust_sums, self.lost_counts)  # fmt: skip
         return dem_in, fin_in, dem_out, fin_out
 
+    def series_channels(self, n_gens: int) -> int:
+        """Market series per path the demand side reads: 1 + G, with finance 1 + 2 G + 2 O.
+
+        Parameters
+        ----------
+        n_gens : int
+            GPU generations of the book (G).
+        """
+        return self.finance.arrays.n_channels if self.finance is not None else 1 + n_gens
+
     @staticmethod
     def absent() -> tuple[tuple, tuple, tuple, tuple]:
         """Return :meth:`kernel_args` of a book without a demand side (same array types)."""
         f1, f2 = np.zeros(0), np.zeros((0, 0))
         i1 = np.zeros(0, dtype=np.int64)
-        dem_in = (f2, f2, i1, i1, f1, f1, np.zeros(0, dtype=np.uint64), f1, f1)
+        dsc = np.zeros(N_DSC)  # read by the block scratch (latent_scales): every field
+        dem_in = (f2, f2, i1, i1, f1, dsc, np.zeros(0, dtype=np.uint64), f1, f1)
         i2, i3, i4 = (np.zeros((0,) * k, dtype=np.int64) for k in (2, 3, 4))
         fin_in, fin_out = FinanceStats.disabled()
         return dem_in, fin_in, (i2, i2, i3, i4, i3, i4, i2, i2), fin_out

@@ -22,6 +22,7 @@ import polars as pl
 from engine.config import Settings
 from engine.demand_stats import DemandStats
 from engine.errors import InputError
+from engine.kernels.lanes import LANES
 from engine.kernels.markets import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY, market_statistics
 from engine.market_arrays import lower_markets, trace_channels
 from engine.market_bins import central_paths
@@ -190,8 +191,26 @@ class MarketStats:
         demand : DemandStats, optional
             The demand side (and finance), run on each group of 64 paths right after
             its markets, on the series above, into these statistics.
+
+        Raises
+        ------
+        ValueError
+            With ``demand``, if ``factor_paths`` does not hold the channels it reads
+            (:meth:`engine.demand_stats.DemandStats.series_channels`) for every
+            group or for a slot per block.
         """
         a = self.arrays
+        if demand is not None:  # the demand side reads the series: all of them, every group
+            channels = demand.series_channels(a.gpu.shape[0])
+            groups = (energization.shape[0] + LANES - 1) // LANES
+            if factor_paths is None or factor_paths.shape[1:] != (
+                channels,
+                self.horizon + 1,
+                LANES,
+            ):
+                raise ValueError(f"the demand side needs factor_paths [.., {channels}, T + 1, 64]")
+            if factor_paths.shape[0] not in (0, groups):
+                raise ValueError(f"factor_paths holds {groups} groups, or 0 (a slot per block)")
         fields = [
             getattr(a, f.name)
             for f in dataclasses.fields(a)

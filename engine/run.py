@@ -134,13 +134,6 @@ def compute_tables(
     return tables, facts
 
 
-def series_channels(markets: MarketStats, demand: DemandStats) -> int:
-    """Market series per path the demand side needs: 1 + G, with finance 1 + 2 G + 2 O."""
-    if demand.finance is not None:
-        return demand.finance.arrays.n_channels
-    return 1 + markets.arrays.gpu.shape[0]
-
-
 def _markets_and_demand(
     markets: MarketStats, demand: DemandStats
 ) -> Callable[[np.ndarray, int, int], None]:
@@ -152,7 +145,8 @@ def _markets_and_demand(
     after the group's months, on the series it has just written into one slot
     per block, which stays in L2.
     """
-    series = np.empty((0, series_channels(markets, demand), markets.horizon + 1, LANES))
+    channels = demand.series_channels(markets.arrays.gpu.shape[0])
+    series = np.empty((0, channels, markets.horizon + 1, LANES))
 
     def hook(energization: np.ndarray, path0: int, n_blocks: int) -> None:
         markets.add(energization, path0, n_blocks, factor_paths=series, demand=demand)

@@ -21,6 +21,7 @@ from conftest import fixed, item, make_settings
 import engine.run
 from engine.config import Settings
 from engine.customer_config import CustomersConfig
+from engine.demand_stats import DemandStats
 from engine.finance_config import FinanceConfig, JointTarget
 from engine.kernels.lanes import LANES
 from engine.market_config import (
@@ -30,6 +31,7 @@ from engine.market_config import (
     MarketsConfig,
     MarketSwitch,
 )
+from engine.market_stats import MarketStats
 from engine.run import compute_tables
 from engine.scenario import Book, parse_book
 
@@ -183,12 +185,14 @@ def _series_buffer(n_paths: int, series: np.ndarray) -> np.ndarray:
     return np.empty(((n_paths + LANES - 1) // LANES, *series.shape[1:]))
 
 
-def separate_kernels(markets: Any, demand: Any) -> Callable[[np.ndarray, int, int], None]:
+def separate_kernels(
+    markets: MarketStats, demand: DemandStats
+) -> Callable[[np.ndarray, int, int], None]:
     """Chunk hook running the demand side apart: the market kernel writes every path's
     series into a buffer, then ``contract_statistics`` reads them (a run does both in one
     kernel, group by group); for tests that both give the same bits."""
     width = markets.horizon + 1
-    slot = np.empty((0, engine.run.series_channels(markets, demand), width, LANES))
+    slot = np.empty((0, demand.series_channels(markets.arrays.gpu.shape[0]), width, LANES))
 
     def hook(energization: np.ndarray, path0: int, n_blocks: int) -> None:
         series = _series_buffer(energization.shape[0], slot)

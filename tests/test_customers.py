@@ -273,6 +273,24 @@ def test_demand_side_in_the_market_kernel_equals_it_apart(monkeypatch: pytest.Mo
         assert_frame_equal(fused[name], apart[name], check_exact=True)
 
 
+def test_market_kernel_refuses_series_the_demand_side_cannot_read() -> None:
+    """The demand side reads every group's series: without them, or with the wrong
+    channels or groups, the market kernel is not called (it would read past them)."""
+    from engine.demand_stats import DemandStats
+    from engine.market_stats import MarketStats
+    from engine.simulate import build_scopes
+
+    book = load_book("reference")
+    s = make_settings(100, horizon=24)
+    markets = MarketStats.create(book, s, build_scopes(book, 64))
+    demand = DemandStats.create(book, s)
+    times = np.full((100, sum(len(x.phases) for x in book.sites)), 5.0)
+    channels = demand.series_channels(len(book.gpu_generations))
+    for series in (None, np.empty((0, channels + 1, 25, 64)), np.empty((1, channels, 25, 64))):
+        with pytest.raises(ValueError, match="factor_paths"):
+            markets.add(times, 0, 1, factor_paths=series, demand=demand)
+
+
 def _one_path(book: Book, months: list[int], demand: np.ndarray, rent: float) -> dict:
     """Run the contract kernel on one path with given energization months, demand
     factor and a constant rent; return its sums (for hand computations)."""

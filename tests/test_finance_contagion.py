@@ -74,7 +74,7 @@ STAT_ARRAYS = (
 )
 
 
-def test_finance_is_bit_identical_on_any_threads_chunks_and_sub_chunks(
+def test_finance_is_bit_identical_on_any_threads_chunks_and_kernels(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Contagion (fire sales of one operator marking down the other's collateral) on 1
@@ -87,9 +87,9 @@ def test_finance_is_bit_identical_on_any_threads_chunks_and_sub_chunks(
     two = run_finance(book, s, threads=2)
     uneven = run_finance(book, s, threads=2, chunk_sizes=[1, 7, 4_999, 3, n - 5_010])
     monkeypatch.setattr(engine.run, "_markets_and_demand", separate_kernels)
-    sub = run_finance(book, s, threads=2)
+    apart = run_finance(book, s, threads=2)
     assert one.finance.month_sums[:, :, MS_DEFAULT].sum() > 0
-    for other in (two, uneven, sub):
+    for other in (two, uneven, apart):
         for name in FINANCE_TABLES:
             assert_frame_equal(one.tables[name], other.tables[name], check_exact=True)
         for name in STAT_ARRAYS:

@@ -31,6 +31,8 @@ __all__ = [
 
 K_THRESHOLD, K_SQRT_RHO, K_RHO, K_RECOVERY = 0, 1, 2, 3
 D_ENABLED, D_STUDENT, D_NU, D_RELET, D_PHI, D_DEMAND_ON = range(6)
+#: Fields of ``dsc`` (engine/demand_arrays.py).
+N_DSC = 6
 NEVER_MONTH = 1 << 30
 #: Per lane and contract, what the backlog needs (``state`` of contract_group).
 L_DELIVER, L_END, L_FREED, L_TERM_END = range(4)

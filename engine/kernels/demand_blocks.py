@@ -60,7 +60,16 @@ def demand_blocks(n_blocks: int, outputs: tuple, fin_outputs: tuple) -> tuple:
 
 @njit(cache=True)
 def merge_blocks(b_dem: tuple, b_fin: tuple, outputs: tuple, fin_outputs: tuple) -> None:
-    """Add every block's partial statistics to the totals (integers: any order, same bits)."""
+    """Add every block's partial statistics to the totals (integers: any order, same bits).
+
+    Parameters
+    ----------
+    b_dem, b_fin : tuple
+        The blocks' partial statistics of the demand side and of the finance
+        (:func:`demand_blocks`, leading block axis).
+    outputs, fin_outputs : tuple
+        The totals (:meth:`engine.demand_stats.DemandStats.kernel_args`), accumulated.
+    """
     ct_sums, ct_hist, rev_sums, rev_hist, conc_sums, conc_hist, cust_sums, lost = outputs
     month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = fin_outputs
     for b in range(b_dem[0].shape[0]):

@@ -148,7 +148,7 @@ def demand_group(
     fin_inputs: tuple,
     scratch: tuple,
     b_dem: tuple,
-    fin_outputs: tuple,
+    b_fin: tuple,
 ) -> None:
     """Add the demand side and finance of one group's paths to block ``b``'s statistics.
 
@@ -172,7 +172,7 @@ def demand_group(
         finance runs when ``fsc[FS_ENABLED]`` is set.
     scratch : tuple
         The block's scratch (:func:`engine.kernels.demand_blocks.demand_scratch`).
-    b_dem, fin_outputs : tuple
+    b_dem, b_fin : tuple
         The block partial statistics of the demand side and of the finance
         (:func:`engine.kernels.demand_blocks.demand_blocks`), accumulated.
     """
@@ -180,7 +180,7 @@ def demand_group(
     planned_value = inputs[8]
     b_ct_sums, b_ct_hist, b_rev_sums, b_rev_hist, b_conc_sums, b_conc_hist = b_dem[:6]
     b_cust_sums, b_lost_counts = b_dem[6:]
-    month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = fin_outputs
+    month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = b_fin
     horizon = group_paths.shape[1] - 1
     width = horizon + 1
     n_phases = energization.shape[1]

@@ -1,6 +1,7 @@
 """Finance of a group of paths: operators' cash, debt service, covenants, defaults, fire sales.
 
-Run by the demand kernel (engine/kernels/demand_kernel.py) for each group of up
+Run by the demand side (engine/kernels/demand_kernel.py ``demand_group``, which
+the market kernel calls after each group's months) for each group of up
 to ``LANES`` paths, once each path's inputs are gathered
 (engine/kernels/finance_inputs.py). The month's arithmetic runs across the
 group's lanes (vectorised), every lane one path.

@@ -31,12 +31,8 @@ import numpy as np
 from numba import njit, prange
 
 from engine.kernels.aggregate import _month
-from engine.kernels.demand_kernel import (
-    demand_blocks,
-    demand_group,
-    demand_scratch,
-    merge_blocks,
-)
+from engine.kernels.demand_blocks import demand_blocks, demand_scratch, merge_blocks
+from engine.kernels.demand_kernel import demand_group
 from engine.kernels.factors import (
     REGIME_SQUEEZE,
     chi_square,
@@ -269,7 +265,7 @@ def market_statistics(
     # flat tuples built here: a tuple returned by a call fails in the prange body
     b_dem = (d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7])
     b_fin = (d[8], d[9], d[10], d[11], d[12], d[13], d[14])
-    n_dem_ops = dem_out[4].shape[0]
+    n_dem_ops = dem_out[4].shape[0]  # conc_sums: [operator, ...]
     for b in prange(n_blocks):
         # generator states: column stream x LANES + lane
         rng = np.zeros((4, n_streams * LANES), dtype=np.uint64)
@@ -310,8 +306,9 @@ def market_statistics(
         first, last = b * per_block, min(n_paths, (b + 1) * per_block)
         for i0 in range(first, last, LANES):
             n_active = min(LANES, last - i0)
-            # the series kept for the demand side and the finance: the group's own
-            # slice of factor_paths, lanes innermost (contiguous lane stores)
+            # the series kept for the demand side and the finance, lanes innermost
+            # (contiguous lane stores): the group's slice of factor_paths, or the
+            # block's slot (a run: the demand side reads it right after the months)
             if full:
                 series = factor_paths[i0 // LANES]
             elif keeping:
