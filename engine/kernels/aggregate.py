@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["capacity_counts", "phase_chain_counts"]
+__all__ = ["capacity_counts", "group_months", "phase_chain_counts"]
 
 N_MEASURES = 3  # IT kW, GPUs, milli-H100-equivalents
 
@@ -46,6 +46,30 @@ def _month(energized: float, horizon: int) -> int:
     if not energized <= horizon:  # also catches inf and nan
         return horizon + 1
     return max(1, math.ceil(energized))
+
+
+@njit(cache=True)
+def group_months(
+    energization: np.ndarray, i0: int, n_active: int, horizon: int, months: np.ndarray
+) -> None:
+    """Write the energization month of each phase of a group's lanes into ``months``.
+
+    Parameters
+    ----------
+    energization : numpy.ndarray
+        ``float64[n, P]`` energization times (months) of the chunk's paths.
+    i0, n_active : int
+        The group's first path and its number of paths (lanes beyond: no path).
+    horizon : int
+        Months simulated (T).
+    months : numpy.ndarray
+        ``int64[P, lanes]`` written: month 1..T, or T + 1 (never, or no path).
+    """
+    for p in range(months.shape[0]):
+        for lane in range(months.shape[1]):
+            months[p, lane] = (
+                _month(energization[i0 + lane, p], horizon) if lane < n_active else horizon + 1
+            )
 
 
 @njit(cache=True, parallel=True)

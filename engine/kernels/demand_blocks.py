@@ -18,11 +18,7 @@ from engine.kernels.contract_records import latent_scales
 from engine.kernels.contracts import C_CUSTOMER, C_OPERATOR, C_RATE, GROUP, N_LANE_F, N_LANE_I
 from engine.kernels.finance_fields import N_FAC_STATE, N_FAN, N_OP_STATE, N_TMP
 
-__all__ = ["N_DEMAND_STATS", "demand_blocks", "demand_scratch", "merge_blocks"]
-
-#: Demand-side statistics (:class:`engine.demand_stats.DemandStats`, ``ct_sums`` ..
-#: ``lost_counts``); the finance's (:class:`engine.finance_stats.FinanceStats`) follow.
-N_DEMAND_STATS = 8
+__all__ = ["demand_blocks", "demand_scratch", "merge_blocks"]
 
 
 @njit(cache=True)
@@ -39,7 +35,8 @@ def demand_blocks(n_blocks: int, outputs: tuple, fin_outputs: tuple) -> tuple:
     Returns
     -------
     tuple
-        ``N_DEMAND_STATS`` demand-side arrays, then the seven finance arrays: a
+        The eight demand-side arrays (``ct_sums`` .. ``lost_counts``), then the
+        seven finance arrays: a
         flat tuple (the caller builds the tuples it hands to a ``prange`` body
         from it; a tuple returned by a call fails there).
     """
@@ -91,9 +88,7 @@ def merge_blocks(b_dem: tuple, b_fin: tuple, outputs: tuple, fin_outputs: tuple)
 
 
 @njit(cache=True)
-def demand_scratch(
-    horizon: int, n_phases: int, inputs: tuple, fin_inputs: tuple, n_ops: int
-) -> tuple:
+def demand_scratch(horizon: int, inputs: tuple, fin_inputs: tuple, b_dem: tuple) -> tuple:
     """Allocate a block's scratch arrays for :func:`engine.kernels.demand_kernel.demand_group`.
 
     Allocated once per block (inside the ``prange`` body, by this call: numba's
@@ -102,21 +97,22 @@ def demand_scratch(
 
     Parameters
     ----------
-    horizon, n_phases : int
-        Months simulated and phases of the book.
+    horizon : int
+        Months simulated.
     inputs, fin_inputs : tuple
         The demand side's inputs (:class:`engine.demand_arrays.DemandArrays`, in
         order) and the finance's (:meth:`engine.finance_stats.FinanceStats.inputs`).
-    n_ops : int
-        Operators of the book.
+    b_dem : tuple
+        The blocks' demand-side statistics (:func:`demand_blocks`: the operators).
 
     Returns
     -------
     tuple
-        The 41 arrays (and tuples of arrays) that ``demand_group`` unpacks, in its order.
+        The 40 arrays (and tuples of arrays) that ``demand_group`` unpacks, in its order.
     """
     customers, contracts, phase_start, _, phase_gpus, dsc, streams = inputs[:7]
     n_cust, n_ctr = customers.shape[0], contracts.shape[0]
+    n_ops = b_dem[4].shape[1]  # conc_sums: [block, operator, ...]
     pair_fac, facilities, gens = fin_inputs[2], fin_inputs[4], fin_inputs[5]
     n_fac, n_gens, n_pairs = facilities.shape[0], gens.shape[0], pair_fac.shape[0]
     width = horizon + 1
@@ -134,7 +130,6 @@ def demand_scratch(
             gpus_total += phase_gpus[j]
         c_value[c] = gpus_total * contracts[c, C_RATE]
     # the group's draws, contracts and statistics, lanes innermost
-    g_months = np.full((n_phases, GROUP), horizon + 1, dtype=np.int64)
     g_tau = np.zeros((n_cust, GROUP), dtype=np.int64)
     g_u = np.zeros((n_ctr, 2, GROUP))
     gpus = np.zeros((width + 1, GROUP))
@@ -203,7 +198,7 @@ def demand_scratch(
     fan_bins = np.full((n_ops, N_FAN, width, GROUP), -1, dtype=np.int32)
     demand = np.zeros((GROUP, width))  # the group's AI-demand factor, one row per path
     return (
-        rng, default_month, scales, c_op, c_cust, c_value, g_months, g_tau, g_u, gpus, lane_f,
+        rng, default_month, scales, c_op, c_cust, c_value, g_tau, g_u, gpus, lane_f,
         lane_i, earned_out, relet_out, credit_out, state, revenue, cash, realised, backlog,
         hhi_l, top_l, rev_bins, conc_bins, g_ebitda, g_other, g_draw, g_value, g_crev, u_refi,
         g_mw, g_units, merchant, online, op_state, fac_state, impact, cum, tmp, fan_bins,

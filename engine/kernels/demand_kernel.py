@@ -19,15 +19,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from engine.kernels.aggregate import _month
+from engine.kernels.aggregate import group_months
 from engine.kernels.contract_records import concentration, scatter_group, scope_revenue
 from engine.kernels.contracts import GROUP, contract_group, path_draws
-from engine.kernels.demand_blocks import (
-    N_DEMAND_STATS,
-    demand_blocks,
-    demand_scratch,
-    merge_blocks,
-)
+from engine.kernels.demand_blocks import demand_blocks, demand_scratch, merge_blocks
 from engine.kernels.finance import finance_lanes
 from engine.kernels.finance_fields import FS_ENABLED
 from engine.kernels.finance_inputs import clear_draws, gather_group, gather_path
@@ -101,8 +96,6 @@ def contract_statistics(
     # flat tuples built here: a tuple returned by a call fails in the prange body
     b_dem = (d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7])
     b_fin = (d[8], d[9], d[10], d[11], d[12], d[13], d[14])
-    if len(b_dem) != N_DEMAND_STATS:
-        raise ValueError("demand statistics: one block array per statistic")
     # blocks start on a group boundary: group i0 // GROUP of factor_paths is paths i0 ..
     per_block = ((n_paths + n_blocks - 1) // n_blocks + GROUP - 1) // GROUP * GROUP
     for b in prange(n_blocks):
@@ -127,11 +120,12 @@ def _block(
     b_fin: tuple,
 ) -> None:
     """Paths ``first .. last - 1`` of a chunk, group by group, into block ``b``'s statistics."""
-    n_ops = b_dem[4].shape[1]  # conc_sums: [block, operator, ...]
-    scratch = demand_scratch(horizon, energization.shape[1], inputs, fin_inputs, n_ops)
+    scratch = demand_scratch(horizon, inputs, fin_inputs, b_dem)
+    g_months = np.empty((energization.shape[1], GROUP), dtype=np.int64)
     for i0 in range(first, last, GROUP):
-        group_paths = factor_paths[i0 // GROUP]
-        demand_group(b, i0, min(GROUP, last - i0), seed, path0, energization, group_paths,
+        n_active = min(GROUP, last - i0)
+        group_months(energization, i0, n_active, horizon, g_months)
+        demand_group(b, i0, n_active, seed, path0, g_months, factor_paths[i0 // GROUP],
                      inputs, fin_inputs, scratch, b_dem, b_fin)  # fmt: skip
 
 
@@ -142,7 +136,7 @@ def demand_group(
     n_active: int,
     seed: np.uint64,
     path0: np.uint64,
-    energization: np.ndarray,
+    g_months: np.ndarray,
     group_paths: np.ndarray,
     inputs: tuple,
     fin_inputs: tuple,
@@ -160,8 +154,9 @@ def demand_group(
         First path of the group (within the chunk) and paths in it (<= ``GROUP``).
     seed, path0 : numpy.uint64
         Run seed and global id of the chunk's first path.
-    energization : numpy.ndarray
-        ``float64[n, P]`` energization times (months) of the chunk's paths.
+    g_months : numpy.ndarray
+        ``int64[P, GROUP]`` the energization month of each phase on each lane
+        (> T: never, or no path; :func:`engine.kernels.aggregate.group_months`).
     group_paths : numpy.ndarray
         ``float64[channels, T + 1, GROUP]`` the group's market series: AI-demand
         factor and each generation's rent ($/GPU-hr) by month; with finance also
@@ -183,37 +178,29 @@ def demand_group(
     month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = b_fin
     horizon = group_paths.shape[1] - 1
     width = horizon + 1
-    n_phases = energization.shape[1]
     n_cust, n_ctr = customers.shape[0], contracts.shape[0]
     ops, f_phases, pair_fac, pair_gen, facilities, gens, keep, base_rate, fsc = fin_inputs[:9]
     targets, t_ops, t_cust = fin_inputs[9:]
     finance = fsc[FS_ENABLED] > 0.5
     n_fac = facilities.shape[0]
     first_facility = n_cust + n_ctr + 1
-    rng, default_month, scales, c_op, c_cust, c_value, g_months, g_tau = scratch[0:8]
-    g_u, gpus, lane_f, lane_i, earned_out, relet_out, credit_out, state = scratch[8:16]
-    revenue, cash, realised, backlog, hhi_l, top_l, rev_bins, conc_bins = scratch[16:24]
-    g_ebitda, g_other, g_draw, g_value, g_crev, u_refi, g_mw, g_units = scratch[24:32]
-    merchant, online, op_state, fac_state, impact, cum, tmp, fan_bins = scratch[32:40]
-    (demand,) = scratch[40:41]
+    rng, default_month, scales, c_op, c_cust, c_value, g_tau, g_u = scratch[0:8]
+    gpus, lane_f, lane_i, earned_out, relet_out, credit_out, state, revenue = scratch[8:16]
+    cash, realised, backlog, hhi_l, top_l, rev_bins, conc_bins, g_ebitda = scratch[16:24]
+    g_other, g_draw, g_value, g_crev, u_refi, g_mw, g_units, merchant = scratch[24:32]
+    online, op_state, fac_state, impact, cum, tmp, fan_bins, demand = scratch[32:40]
     # transposed once per group: each path's draws then read a contiguous row
     for t in range(width):
         for lane in range(GROUP):
             demand[lane, t] = group_paths[0, t, lane]
     for lane in range(n_active):
-        i = i0 + lane
-        for p in range(n_phases):
-            g_months[p, lane] = _month(energization[i, p], horizon)
         path_draws(
-            seed, path0 + np.uint64(i), demand[lane], rng, customers, n_ctr, dsc,
+            seed, path0 + np.uint64(i0 + lane), demand[lane], rng, customers, n_ctr, dsc,
             streams, scales, default_month, g_tau, g_u, lane,
         )  # fmt: skip
         if finance:
             for f in range(n_fac):
                 u_refi[f, lane] = next_uniform(rng, first_facility + f)
-    for lane in range(n_active, GROUP):
-        for p in range(n_phases):
-            g_months[p, lane] = horizon + 1
     contract_group(
         b, n_active, g_months, g_tau, g_u, group_paths, customers, contracts, phase_start,
         phase_index, phase_gpus, dsc, caps, planned_value, b_ct_sums, b_ct_hist, b_cust_sums,

@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from engine.kernels.aggregate import _month
+from engine.kernels.aggregate import group_months
 from engine.kernels.demand_blocks import demand_blocks, demand_scratch, merge_blocks
 from engine.kernels.demand_kernel import demand_group
 from engine.kernels.factors import (
@@ -265,7 +265,6 @@ def market_statistics(
     # flat tuples built here: a tuple returned by a call fails in the prange body
     b_dem = (d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7])
     b_fin = (d[8], d[9], d[10], d[11], d[12], d[13], d[14])
-    n_dem_ops = dem_out[4].shape[0]  # conc_sums: [operator, ...]
     for b in prange(n_blocks):
         # generator states: column stream x LANES + lane
         rng = np.zeros((4, n_streams * LANES), dtype=np.uint64)
@@ -302,7 +301,7 @@ def market_statistics(
         months_lanes = np.empty((n_phases, LANES), dtype=np.int64)  # energization
         bits = np.zeros(LANES, dtype=np.int64)
         pow2 = bits.view(np.float64)
-        dem_scratch = demand_scratch(horizon, n_phases, dem_in, fin_inputs, n_dem_ops)
+        dem_scratch = demand_scratch(horizon, dem_in, fin_inputs, b_dem)
         first, last = b * per_block, min(n_paths, (b + 1) * per_block)
         for i0 in range(first, last, LANES):
             n_active = min(LANES, last - i0)
@@ -345,13 +344,7 @@ def market_statistics(
                 y_gpu,
                 launch,
             )
-            for p in range(n_phases):  # energization months (> T: never, or no path)
-                for lane in range(LANES):
-                    months_lanes[p, lane] = (
-                        _month(energization[i0 + lane, p], horizon)
-                        if lane < n_active
-                        else horizon + 1
-                    )
+            group_months(energization, i0, n_active, horizon, months_lanes)  # > T: never
             for t in range(1, horizon + 1):
                 # -- copula shocks
                 for f in range(n_factors):
@@ -607,7 +600,7 @@ def market_statistics(
                     phase_mw,
                 )
             if demand_side:
-                demand_group(b, i0, n_active, seed, path0, energization, series, dem_in,
+                demand_group(b, i0, n_active, seed, path0, months_lanes, series, dem_in,
                              fin_inputs, dem_scratch, b_dem, b_fin)  # fmt: skip
     if demand_side:
         merge_blocks(b_dem, b_fin, dem_out, fin_outputs)
