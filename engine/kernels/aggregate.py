@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["capacity_counts", "group_months", "phase_chain_counts"]
+__all__ = ["add_block", "capacity_counts", "group_months", "phase_chain_counts"]
 
 N_MEASURES = 3  # IT kW, GPUs, milli-H100-equivalents
 
@@ -39,6 +39,21 @@ N_MEASURES = 3  # IT kW, GPUs, milli-H100-equivalents
 def _whole(x: float) -> np.int64:
     """Nearest integer (half up), also for negative values: fixed-point sums."""
     return np.int64(math.floor(x + 0.5))
+
+
+@njit(cache=True)
+def add_block(total: np.ndarray, part: np.ndarray) -> None:
+    """``total += part`` element by element (same shapes, both C-contiguous).
+
+    A plain loop over flat views: numba compiles an in-place array expression
+    (``total += part``) into a broadcasting loop nest for every shape and dtype,
+    which took over a minute of the first run's compilation for the fifteen of
+    :func:`engine.kernels.demand_blocks.merge_blocks`; the capacity and market
+    kernels merge their blocks with it too.
+    """
+    flat, add = total.reshape(total.size), part.reshape(part.size)
+    for i in range(flat.size):
+        flat[i] += add[i]
 
 
 @njit(cache=True)
@@ -194,11 +209,11 @@ def capacity_counts(
                         value += phase_amount[p, m]
                         block_counts[b, base + value // w, month] += 1
     for b in range(n_blocks):
-        phase_months += block_months[b]
-        withdrawn += block_withdrawn[b]
+        add_block(phase_months, block_months[b])
+        add_block(withdrawn, block_withdrawn[b])
         if by_value:
-            value_counts += block_counts[b]
-        state_counts += block_states[b]
+            add_block(value_counts, block_counts[b])
+        add_block(state_counts, block_states[b])
 
 
 @njit(cache=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine.kernels.aggregate import add_block
 from engine.kernels.contract_records import latent_scales
 from engine.kernels.contracts import C_CUSTOMER, C_OPERATOR, C_RATE, GROUP, N_LANE_F, N_LANE_I
 from engine.kernels.finance_fields import N_FAC_STATE, N_FAN, N_OP_STATE, N_TMP
@@ -67,24 +68,22 @@ def merge_blocks(b_dem: tuple, b_fin: tuple, outputs: tuple, fin_outputs: tuple)
     outputs, fin_outputs : tuple
         The totals (:meth:`engine.demand_stats.DemandStats.kernel_args`), accumulated.
     """
-    ct_sums, ct_hist, rev_sums, rev_hist, conc_sums, conc_hist, cust_sums, lost = outputs
-    month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = fin_outputs
     for b in range(b_dem[0].shape[0]):
-        ct_sums += b_dem[0][b]
-        ct_hist += b_dem[1][b]
-        rev_sums += b_dem[2][b]
-        rev_hist += b_dem[3][b]
-        conc_sums += b_dem[4][b]
-        conc_hist += b_dem[5][b]
-        cust_sums += b_dem[6][b]
-        lost += b_dem[7][b]
-        month_sums += b_fin[0][b]
-        fan_hist += b_fin[1][b]
-        op_sums += b_fin[2][b]
-        min_dscr_hist += b_fin[3][b]
-        loss_hist += b_fin[4][b]
-        fac_sums += b_fin[5][b]
-        joint += b_fin[6][b]
+        add_block(outputs[0], b_dem[0][b])
+        add_block(outputs[1], b_dem[1][b])
+        add_block(outputs[2], b_dem[2][b])
+        add_block(outputs[3], b_dem[3][b])
+        add_block(outputs[4], b_dem[4][b])
+        add_block(outputs[5], b_dem[5][b])
+        add_block(outputs[6], b_dem[6][b])
+        add_block(outputs[7], b_dem[7][b])
+        add_block(fin_outputs[0], b_fin[0][b])
+        add_block(fin_outputs[1], b_fin[1][b])
+        add_block(fin_outputs[2], b_fin[2][b])
+        add_block(fin_outputs[3], b_fin[3][b])
+        add_block(fin_outputs[4], b_fin[4][b])
+        add_block(fin_outputs[5], b_fin[5][b])
+        add_block(fin_outputs[6], b_fin[6][b])
 
 
 @njit(cache=True)

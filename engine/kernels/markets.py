@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from engine.kernels.aggregate import group_months
+from engine.kernels.aggregate import add_block, group_months
 from engine.kernels.demand_blocks import demand_blocks, demand_scratch, merge_blocks
 from engine.kernels.demand_kernel import demand_group
 from engine.kernels.factors import (
@@ -610,8 +610,8 @@ def market_statistics(
                 sums[row, t] += b_sums[b, t, row]
                 for k in range(n_bins):
                     hist[row, t, k] += b_hist[b, t, row, k]
-        squeeze_months += b_squeeze[b]
-        curtail_months += b_curtail[b]
-        curtailed_w += b_curtailed[b]
-        site_hist += b_site_hist[b]
-        site_sums += b_site_sums[b]
+        add_block(squeeze_months, b_squeeze[b])
+        add_block(curtail_months, b_curtail[b])
+        add_block(curtailed_w, b_curtailed[b])
+        add_block(site_hist, b_site_hist[b])
+        add_block(site_sums, b_site_sums[b])
