@@ -208,7 +208,9 @@ class MarketStats:
                 self.horizon + 1,
                 LANES,
             ):
-                raise ValueError(f"the demand side needs factor_paths [.., {channels}, T + 1, 64]")
+                raise ValueError(
+                    f"the demand side needs factor_paths [.., {channels}, T + 1, {LANES}]"
+                )
             if factor_paths.shape[0] not in (0, groups):
                 raise ValueError(f"factor_paths holds {groups} groups, or 0 (a slot per block)")
         fields = [

@@ -28,7 +28,14 @@ from engine.scenario import Book, load_book
 from engine.simulate import available_cores, build_scopes, simulate_capacity
 from engine.tables import capacity_by_month, site_energization
 
-__all__ = ["RunOutput", "compute_tables", "format_summary", "headline", "run_scenario"]
+__all__ = [
+    "RunOutput",
+    "compute_tables",
+    "format_summary",
+    "headline",
+    "lower_statistics",
+    "run_scenario",
+]
 
 
 @dataclass
@@ -53,6 +60,35 @@ class RunOutput:
     book: Book
 
 
+def lower_statistics(book: Book, settings: Settings) -> tuple[MarketStats, DemandStats | None]:
+    """Lower a book into the kernels' arrays and zero statistics (no kernel runs).
+
+    Parameters
+    ----------
+    book : Book
+        The validated book.
+    settings : Settings
+        Run settings and model parameters.
+
+    Returns
+    -------
+    tuple
+        The market statistics, and the demand side's (with its finance when the book
+        has debt and ``finance.enabled``), or None for a book without contracts or debt.
+    """
+    markets = MarketStats.create(
+        book, settings, build_scopes(book, settings.output.max_histogram_bins)
+    )
+    # finance needs debt: a book without facilities has no finance tables
+    finance_on = settings.finance.enabled and bool(book.facilities)
+    demand = DemandStats.create(book, settings) if book.contracts or finance_on else None
+    if demand is not None and finance_on:
+        demand.finance = FinanceStats.create(
+            book, settings, demand.arrays, markets.arrays.fire_sale_keep
+        )
+    return markets, demand
+
+
 def compute_tables(
     book: Book, settings: Settings, threads: int | None = None, chunk_sizes: list[int] | None = None
 ) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
@@ -75,16 +111,7 @@ def compute_tables(
         Tables by name, and run facts for the manifest (chunks, threads, timings).
     """
     started = time.perf_counter()
-    markets = MarketStats.create(
-        book, settings, build_scopes(book, settings.output.max_histogram_bins)
-    )
-    # finance needs debt: a book without facilities has no finance tables
-    finance_on = settings.finance.enabled and bool(book.facilities)
-    demand = DemandStats.create(book, settings) if book.contracts or finance_on else None
-    if demand is not None and finance_on:
-        demand.finance = FinanceStats.create(
-            book, settings, demand.arrays, markets.arrays.fire_sale_keep
-        )
+    markets, demand = lower_statistics(book, settings)
     hook = markets.add if demand is None else _markets_and_demand(markets, demand)
     stats, scopes = simulate_capacity(
         book, settings, threads=threads, chunk_sizes=chunk_sizes, chunk_hooks=[hook]

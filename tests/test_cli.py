@@ -37,19 +37,14 @@ TABLES = {
 WHEEL_PROBE = """
 import engine
 from engine.config import Settings
-from engine.demand_stats import DemandStats
-from engine.finance_stats import FinanceStats
-from engine.market_stats import MarketStats
 from engine.resources import conf_dir
+from engine.run import lower_statistics
 from engine.scenario import load_book
-from engine.simulate import build_scopes
 print("engine", engine.__file__)
 print("conf", conf_dir())
 book = load_book("reference")
-settings = Settings()
-markets = MarketStats.create(book, settings, build_scopes(book, settings.output.max_histogram_bins))
-demand = DemandStats.create(book, settings)
-demand.finance = FinanceStats.create(book, settings, demand.arrays, markets.arrays.fire_sale_keep)
+markets, demand = lower_statistics(book, Settings())
+assert demand is not None and demand.finance is not None
 print(f"lowered {book.name}: {len(book.sites)} sites, {len(book.facilities)} facilities")
 """
 
