@@ -4,7 +4,7 @@ A block (one thread's share of a chunk, at most ``BLOCK_PATHS`` paths) adds its
 paths' statistics into partial results of its own, which are added to the
 totals after the parallel loop (:func:`demand_blocks`, :func:`merge_blocks`);
 its groups of ``GROUP`` paths reuse one set of scratch arrays
-(:func:`demand_scratch`). Both the market kernel (engine/kernels/markets.py),
+(:func:`demand_scratch`). Both the market kernel (engine/kernels/market_block.py),
 which runs each group's demand side right after the group's markets, and the
 demand-side kernel alone (engine/kernels/demand_kernel.py) use them.
 """

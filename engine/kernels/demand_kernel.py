@@ -6,7 +6,7 @@ group, month by month across the lanes, its contracts (``contract_group``),
 revenue and concentration records, and with debt in the book its finance
 inputs (engine/kernels/finance_inputs.py), finance month loop
 (engine/kernels/finance.py) and records; histogram bins are added month by
-month. A run calls it from the market kernel (engine/kernels/markets.py),
+month. A run calls it from the market kernel (engine/kernels/market_block.py),
 right after each group's markets, while the group's series are in L2.
 ``contract_statistics`` runs it on market series given for every path (tests
 that set the markets by hand, and the comparison of the two). Every statistic
@@ -99,8 +99,9 @@ def contract_statistics(
     # blocks start on a group boundary: group i0 // GROUP of factor_paths is paths i0 ..
     per_block = ((n_paths + n_blocks - 1) // n_blocks + GROUP - 1) // GROUP * GROUP
     for b in prange(n_blocks):
-        _block(b, b * per_block, min(n_paths, (b + 1) * per_block), seed, path0, energization,
-               factor_paths, horizon, inputs, fin_inputs, b_dem, b_fin)  # fmt: skip
+        first, last = b * per_block, min(n_paths, (b + 1) * per_block)
+        _block(np.int64(b), first, last, seed, path0, energization, factor_paths, horizon,
+               inputs, fin_inputs, b_dem, b_fin)  # fmt: skip
     merge_blocks(b_dem, b_fin, outputs, fin_outputs)
 
 

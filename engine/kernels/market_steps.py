@@ -1,6 +1,6 @@
 """One month of a market for a group of lanes (paths), and the month-indexed constants.
 
-The market kernel (engine/kernels/markets.py) calls these inline functions
+The market kernel (engine/kernels/market_block.py) calls these inline functions
 once per month for its ``LANES`` paths. Factor states are ``float64[..., LANES]``;
 vector loops run over all lanes, draws only for the first ``n_active`` lanes,
 each from its own stream column ``row0 + lane`` of the generator states, in the
