@@ -147,9 +147,13 @@ def market_block(
         Paths per block, a multiple of ``LANES``.
     seed, path0, energization, switches ... region_phase_index
         As in :func:`engine.kernels.markets.market_statistics`.
-    b_hist, b_sums, b_squeeze, b_curtail, b_curtailed, b_site_hist, b_site_sums : numpy.ndarray
-        Partial statistics by block (the totals' shapes with a leading block
-        axis; ``b_hist`` is ``int16``); row ``b`` is added to.
+    b_hist, b_sums : numpy.ndarray
+        Partial statistics by block, month-major: ``int16[n_blocks, T + 1, n_out, B]``
+        paths by value bin and ``int64[n_blocks, T + 1, n_out]`` fixed-point sums;
+        row ``b`` is added to.
+    b_squeeze, b_curtail, b_curtailed, b_site_hist, b_site_sums : numpy.ndarray
+        Partial statistics by block: the totals' shapes with a leading block axis
+        (``int64``); row ``b`` is added to.
     trace, factor_paths : numpy.ndarray
         As in :func:`engine.kernels.markets.market_statistics`.
     slots : numpy.ndarray
