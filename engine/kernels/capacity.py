@@ -60,7 +60,7 @@ def _duration(dist: int, p1: float, p2: float, row: int, tables: np.ndarray, z: 
     return tables[row, j] + frac * (tables[row, j + 1] - tables[row, j])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _latest_item(
     first: int,
     last: int,

@@ -83,7 +83,7 @@ ST_COPULA, ST_GPU_REGIME = 0, 3
 TRACE_FIXED, TRACE_PER_REGION = 5, 5
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def market_block(
     b: int,
     per_block: int,

@@ -1,15 +1,15 @@
 """The market kernel: blocks of paths in parallel, their statistics merged.
 
 ``market_statistics`` splits a chunk's paths into blocks that start on a group
-boundary, runs each block's months on its own thread
+boundary, runs the blocks' months in parallel
 (engine/kernels/market_block.py ``market_block``: factors month by month,
 their statistics, site costs and, with a demand side, each group's contracts
-and finance) into partial statistics of its own, and adds the blocks' partial
+and finance), each into partial statistics of its own, and adds the blocks' partial
 statistics to the totals in block order.
 
 The ``prange`` body is one call. Numba's parallel passes then work on a short
 loop instead of the whole month loop, which halves the kernel's compilation
-(303 s to 159 s on a 2-core AMD EPYC); the call is typed with an ``int64``
+(303 s to 159-171 s on a 2-core AMD EPYC); the call is typed with an ``int64``
 block index so the body is compiled once, not also for the ``uint64`` index of
 the parallel loop.
 
