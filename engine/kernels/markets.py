@@ -7,11 +7,10 @@ their statistics, site costs and, with a demand side, each group's contracts
 and finance), each into partial statistics of its own, and adds the blocks' partial
 statistics to the totals in block order.
 
-The ``prange`` body is one call. Numba's parallel passes then work on a short
-loop instead of the whole month loop, which halves the kernel's compilation
-(303 s to 159-171 s on a 2-core AMD EPYC); the call is typed with an ``int64``
-block index so the body is compiled once, not also for the ``uint64`` index of
-the parallel loop.
+The ``prange`` body is one call, with an ``int64`` block index: numba's
+parallel passes then work on a short loop, and the block is compiled once, not
+also for the parallel loop's ``uint64`` index (docs/architecture.md,
+"Compilation time").
 
 Everything accumulated is an integer (counts, fixed-point sums), so per-thread
 partial results merge to the same bits in any order.
