@@ -164,6 +164,8 @@ def finance_lanes(
     value = tmp[7]
     dscr_now = tmp[8]  # the operator's DSCR this month (nan: undefined or in default)
     sum_e, sum_d = tmp[9], tmp[10]  # cumulative EBITDA and debt service to date
+    fixed = np.empty((4, LANES))  # fixed-point records of a month (record_lanes_month)
+    fixed_bits = fixed.view(np.int64)
     for o in range(n_ops):
         for lane in range(LANES):
             op_state[S_CASH][o, lane] = ops[o, O_CASH0]
@@ -272,7 +274,7 @@ def finance_lanes(
                 op_state[S_MIN_DSCR][o, lane] = min(low, dscr) if tested else low
             record_lanes_month(
                 b, o, t, op_state, g_ebitda, dscr_now, breach_any, fails, out_total,
-                value_total, ops, fsc, month_sums, fan_bins,
+                value_total, ops, fsc, month_sums, fan_bins, fixed, fixed_bits,
             )  # fmt: skip
             n_fail = 0
             for lane in range(LANES):

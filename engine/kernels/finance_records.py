@@ -85,7 +85,8 @@ from engine.kernels.finance_fields import (
     V_EBITDA,
     V_LTV,
 )
-from engine.kernels.lanes import LANES
+from engine.kernels.lanes import FIXED_MAGIC, LANES, fixed_sum
+from engine.kernels.prefetch import CACHE_LINE, prefetch_row
 
 __all__ = ["linear_bin", "record_group", "record_lanes_month", "scatter_fans"]
 
@@ -122,46 +123,77 @@ def record_lanes_month(
     fsc: np.ndarray,
     month_sums: np.ndarray,
     fan_bins: np.ndarray,
+    fixed: np.ndarray,
+    fixed_bits: np.ndarray,
 ) -> None:
     """Add operator o's month t on the group's lanes where it is not yet in default.
 
     Sums are added once for the group (integer lane sums); fan bins are written
     to ``fan_bins[o, v, t, lane]`` for every lane (-1: not recorded).
     ``dscr_now[o, lane]`` is the month's DSCR where defined (nan otherwise).
+    ``fixed`` is ``float64[4, LANES]`` scratch and ``fixed_bits`` its ``int64`` view.
+
+    Every loop over the lanes vectorises without a float to int64 conversion
+    (AVX2 has none) and stores to at most two rows: fixed-point values are
+    rounded as doubles and read as integers from the bits of
+    ``value + 1.5 x 2**52`` (:func:`engine.kernels.lanes.fixed_sum`); bins are
+    converted through int32.
     """
     n_bins = FAN_BINS
     cash_lo, cash_scale = ops[o, O_CASH_LO], ops[o, O_CASH_SCALE]
     e_lo, e_scale = ops[o, O_EBITDA_LO], ops[o, O_EBITDA_SCALE]
     d_lo, d_scale, l_scale = fsc[FS_DSCR_LO], fsc[FS_DSCR_SCALE], fsc[FS_LTV_SCALE]
-    n_alive = np.int64(0)
-    s_cash, s_ebitda = np.int64(0), np.int64(0)
-    s_dscr, n_dscr, s_ltv, n_ltv = np.int64(0), np.int64(0), np.int64(0), np.int64(0)
-    n_breach, n_first, n_default = np.int64(0), np.int64(0), np.int64(0)
+    cash_s, default_s, first_s = op_state[S_CASH], op_state[S_DEFAULT], op_state[S_FIRST_BREACH]
     for lane in range(LANES):
-        alive = op_state[S_DEFAULT][o, lane] >= t
-        cash = op_state[S_CASH][o, lane]
-        ebitda = g_ebitda[t, o, lane]
+        alive = default_s[o, lane] >= t
+        c = np.floor(cash_s[o, lane] * PER_USD_UNIT + 0.5)
+        e = np.floor(g_ebitda[t, o, lane] * PER_USD_UNIT + 0.5)
+        fixed[0, lane] = (c if alive else 0.0) + FIXED_MAGIC
+        fixed[1, lane] = (e if alive else 0.0) + FIXED_MAGIC
+    for lane in range(LANES):
+        alive = default_s[o, lane] >= t
         dscr = dscr_now[o, lane]
         has_dscr = dscr == dscr  # not nan: alive, with debt service in the window
+        d = np.floor(min(max(dscr, -DSCR_CAP), DSCR_CAP) * PER_RATIO_UNIT + 0.5)
+        fixed[2, lane] = (d if has_dscr else 0.0) + FIXED_MAGIC
+        has_ltv = alive and out_total[o, lane] > 0.0
+        ltv = out_total[o, lane] / value_total[o, lane] if has_ltv else 0.0
+        r = np.floor(min(ltv, LTV_CAP) * PER_RATIO_UNIT + 0.5)
+        fixed[3, lane] = (r if has_ltv else 0.0) + FIXED_MAGIC
+    n_alive, n_dscr, n_ltv = np.int64(0), np.int64(0), np.int64(0)
+    n_breach, n_first, n_default = np.int64(0), np.int64(0), np.int64(0)
+    for lane in range(LANES):
+        alive = default_s[o, lane] >= t
+        n_alive += 1 if alive else 0
+        n_dscr += 1 if dscr_now[o, lane] == dscr_now[o, lane] else 0
+        n_ltv += 1 if alive and out_total[o, lane] > 0.0 else 0
+        n_breach += 1 if alive and breach_any[o, lane] > 0.0 else 0
+        n_first += 1 if alive and first_s[o, lane] == t else 0
+        n_default += 1 if alive and fails[o, lane] > 0.0 else 0
+    for lane in range(LANES):
+        alive = default_s[o, lane] >= t
+        cash_bin = np.int32(min(max((cash_s[o, lane] - cash_lo) * cash_scale, 0.0), n_bins - 1.0))
+        e_bin = np.int32(min(max((g_ebitda[t, o, lane] - e_lo) * e_scale, 0.0), n_bins - 1.0))
+        fan_bins[o, V_CASH, t, lane] = cash_bin if alive else np.int32(-1)
+        fan_bins[o, V_EBITDA, t, lane] = e_bin if alive else np.int32(-1)
+    for lane in range(LANES):
+        alive = default_s[o, lane] >= t
+        dscr = dscr_now[o, lane]
+        has_dscr = dscr == dscr
         dscr = dscr if has_dscr else 0.0
         has_ltv = alive and out_total[o, lane] > 0.0
         ltv = out_total[o, lane] / value_total[o, lane] if has_ltv else 0.0
-        n_alive += 1 if alive else 0
-        s_cash += _whole(cash * PER_USD_UNIT) if alive else 0
-        s_ebitda += _whole(ebitda * PER_USD_UNIT) if alive else 0
-        s_dscr += _whole(min(max(dscr, -DSCR_CAP), DSCR_CAP) * PER_RATIO_UNIT) if has_dscr else 0
-        n_dscr += 1 if has_dscr else 0
-        s_ltv += _whole(min(ltv, LTV_CAP) * PER_RATIO_UNIT) if has_ltv else 0
-        n_ltv += 1 if has_ltv else 0
-        n_breach += 1 if alive and breach_any[o, lane] > 0.0 else 0
-        n_first += 1 if alive and op_state[S_FIRST_BREACH][o, lane] == t else 0
-        n_default += 1 if alive and fails[o, lane] > 0.0 else 0
-        fan_bins[o, V_CASH, t, lane] = (
-            linear_bin(cash, cash_lo, cash_scale, n_bins) if alive else -1
-        )
-        fan_bins[o, V_EBITDA, t, lane] = linear_bin(ebitda, e_lo, e_scale, n_bins) if alive else -1
-        fan_bins[o, V_DSCR, t, lane] = linear_bin(dscr, d_lo, d_scale, n_bins) if has_dscr else -1
-        fan_bins[o, V_LTV, t, lane] = linear_bin(ltv, 0.0, l_scale, n_bins) if has_ltv else -1
+        d_bin = np.int32(min(max((dscr - d_lo) * d_scale, 0.0), n_bins - 1.0))
+        l_bin = np.int32(min(max(ltv * l_scale, 0.0), n_bins - 1.0))
+        fan_bins[o, V_DSCR, t, lane] = d_bin if has_dscr else np.int32(-1)
+        fan_bins[o, V_LTV, t, lane] = l_bin if has_ltv else np.int32(-1)
+    s_cash, out_c = fixed_sum(fixed_bits, 0, LANES)
+    s_ebitda, out_e = fixed_sum(fixed_bits, 1, LANES)
+    s_dscr, out_d = fixed_sum(fixed_bits, 2, LANES)
+    s_ltv, out_l = fixed_sum(fixed_bits, 3, LANES)
+    if out_c + out_e + out_d + out_l > 0:  # a value beyond 2**51 units, or nan: exactly
+        s_cash, s_ebitda, s_dscr, s_ltv = _sums_exact(o, t, op_state, g_ebitda, dscr_now,
+                                                      out_total, value_total)  # fmt: skip
     m = month_sums[b, o, t]
     m[MS_ALIVE] += n_alive
     m[MS_CASH] += s_cash
@@ -173,6 +205,32 @@ def record_lanes_month(
     m[MS_BREACH] += n_breach
     m[MS_FIRST_BREACH] += n_first
     m[MS_DEFAULT] += n_default
+
+
+@njit(cache=True, error_model="numpy")
+def _sums_exact(
+    o: int,
+    t: int,
+    op_state: np.ndarray,
+    g_ebitda: np.ndarray,
+    dscr_now: np.ndarray,
+    out_total: np.ndarray,
+    value_total: np.ndarray,
+) -> tuple[np.int64, np.int64, np.int64, np.int64]:
+    """Sum the fixed-point records of :func:`record_lanes_month` through int64 conversions."""
+    s_cash, s_ebitda = np.int64(0), np.int64(0)
+    s_dscr, s_ltv = np.int64(0), np.int64(0)
+    for lane in range(LANES):
+        alive = op_state[S_DEFAULT][o, lane] >= t
+        dscr = dscr_now[o, lane]
+        has_dscr = dscr == dscr
+        has_ltv = alive and out_total[o, lane] > 0.0
+        ltv = out_total[o, lane] / value_total[o, lane] if has_ltv else 0.0
+        s_cash += _whole(op_state[S_CASH][o, lane] * PER_USD_UNIT) if alive else 0
+        s_ebitda += _whole(g_ebitda[t, o, lane] * PER_USD_UNIT) if alive else 0
+        s_dscr += _whole(min(max(dscr, -DSCR_CAP), DSCR_CAP) * PER_RATIO_UNIT) if has_dscr else 0
+        s_ltv += _whole(min(ltv, LTV_CAP) * PER_RATIO_UNIT) if has_ltv else 0
+    return s_cash, s_ebitda, s_dscr, s_ltv
 
 
 @njit(cache=True)
@@ -287,7 +345,12 @@ def scatter_fans(b: int, n_active: int, fan_bins: np.ndarray, fan_hist: np.ndarr
     holds at most ``BLOCK_PATHS`` paths).
     """
     n_ops, n_var, width = fan_bins.shape[0], fan_bins.shape[1], fan_bins.shape[2]
+    n_bins = fan_hist.shape[4]
     for t in range(1, width):
+        for o in range(n_ops):  # next month's rows, requested while this month is counted
+            for v in range(n_var):
+                for k in range(0, n_bins, CACHE_LINE // 2):
+                    prefetch_row(fan_hist, (b, t + 1, o, v, k))
         for o in range(n_ops):
             for v in range(n_var):
                 for lane in range(n_active):

@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["BLOCK_PATHS", "LANES", "exp_lanes"]
+__all__ = ["BLOCK_PATHS", "FIXED_MAGIC", "LANES", "exp_lanes", "fixed_sum"]
 
 #: Paths advanced together: a multiple of the vector width, and long enough that
 #: LLVM vectorises the lane loops (at 8 they were left scalar).
@@ -33,6 +33,13 @@ LANES = 64
 #: Most paths in one parallel block of a kernel call: block histograms count in int16
 #: (exact up to 32,767) so that they stay in L2; a multiple of LANES.
 BLOCK_PATHS = 32_704
+
+#: 1.5 x 2**52: for an integer-valued double |y| < 2**51, y + FIXED_MAGIC is exact and
+#: its bits are FIXED_MAGIC_BITS + y (fixed_sum), a float to int64 conversion that
+#: vectorises without AVX-512 (AVX2 has no packed one).
+FIXED_MAGIC = 6755399441055744.0
+FIXED_MAGIC_BITS = np.int64(0x4338000000000000)
+FIXED_LIMIT = np.int64(2**51)
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # fdlibm: high bits of ln 2, exact k x LN2_HI
@@ -91,3 +98,29 @@ def exp_lanes(x: np.ndarray, out: np.ndarray, bits: np.ndarray, pow2: np.ndarray
         v = out[lane] * pow2[lane]
         v = 0.0 if x[lane] < _X_MIN else v
         out[lane] = math.inf if x[lane] > _OVERFLOW else v
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def fixed_sum(fixed_bits: np.ndarray, row: int, n: int) -> tuple[np.int64, np.int64]:
+    """Sum the integers y held as ``y + FIXED_MAGIC`` in lanes ``0 .. n - 1`` of a row.
+
+    Parameters
+    ----------
+    fixed_bits : numpy.ndarray
+        ``int64[rows, LANES]``: the ``int64`` view of the doubles ``y + FIXED_MAGIC``
+        (``y`` integer-valued: a fixed-point value already rounded).
+    row, n : int
+        Row summed and lanes summed.
+
+    Returns
+    -------
+    total, outside : numpy.int64
+        The sum, exact when ``outside`` is 0; lanes with ``|y| >= 2**51`` (or
+        nan), for which the caller sums again through int64 conversions.
+    """
+    total, outside = np.int64(0), np.int64(0)
+    for lane in range(n):
+        y = fixed_bits[row, lane] - FIXED_MAGIC_BITS
+        total += y
+        outside += 1 if y >= FIXED_LIMIT or y <= -FIXED_LIMIT else 0
+    return total, outside

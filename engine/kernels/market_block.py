@@ -54,6 +54,7 @@ from engine.kernels.market_steps import (
     resale_lanes,
     start_lanes,
 )
+from engine.kernels.prefetch import CACHE_LINE, prefetch_row
 from engine.market_layout import (
     DAYS_PER_MONTH,
     G_BETA,
@@ -79,6 +80,8 @@ from engine.rng import next_normal
 
 #: Stream columns (x LANES) of the Student-t scale and the GPU regime (copper: market_steps).
 ST_COPULA, ST_GPU_REGIME = 0, 3
+#: int16 histogram counts per cache line.
+HIST_PER_LINE = CACHE_LINE // 2
 #: Trace channels before the copula shocks, and per region (see trace_channels).
 TRACE_FIXED, TRACE_PER_REGION = 5, 5
 
@@ -247,7 +250,9 @@ def market_block(
     value = np.zeros(LANES)
     price = np.zeros(LANES)
     uniform = np.zeros(LANES)  # uniforms of the lanes
-    scratch = np.zeros((2, LANES), dtype=np.int64)  # bins, fixed-point values
+    # record scratch: bins, fixed-point values + FIXED_MAGIC and their bits (lanes.fixed_sum)
+    fixed = np.zeros((1, LANES))
+    recs = (np.zeros((1, LANES), dtype=np.int64), fixed, fixed.view(np.int64))
     months_lanes = np.empty((n_phases, LANES), dtype=np.int64)  # energization
     bits = np.zeros(LANES, dtype=np.int64)
     pow2 = bits.view(np.float64)
@@ -296,6 +301,10 @@ def market_block(
         )
         group_months(energization, i0, n_active, horizon, months_lanes)  # > T: never
         for t in range(1, horizon + 1):
+            # the month's histogram rows, requested now: counted after the draws
+            for row in range(n_out):
+                for k in range(0, n_bins, HIST_PER_LINE):
+                    prefetch_row(b_hist, (b, t, row, k))
             # -- copula shocks
             for f in range(n_factors):
                 for lane in range(n_active):
@@ -356,7 +365,7 @@ def market_block(
                     value[lane] = hedged + open_share * price[lane]
                 # binned in ln energy price: all-in is increasing in it (no log needed)
                 row = report[2 * r]
-                record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch)
+                record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, recs)
                 row = report[2 * r + 1]
                 record_lanes(
                     b_hist,
@@ -368,7 +377,7 @@ def market_block(
                     charge[r],
                     n_active,
                     bin_map,
-                    scratch,
+                    recs,
                 )
                 for lane in range(n_active):
                     if event[lane]:
@@ -439,7 +448,7 @@ def market_block(
             for lane in range(LANES):
                 copper[t, lane] = value[lane]
             row = report[2 * n_regions]
-            record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch)
+            record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, recs)
             if tracing:
                 for lane in range(n_active):
                     trace[i0 + lane, 0, t] = demand[lane]
@@ -470,7 +479,7 @@ def market_block(
                     for lane in range(LANES):
                         series[1 + g, t, lane] = value[lane]
                 row = report[2 * n_regions + 1 + 2 * g]
-                record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch)
+                record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, recs)
                 if tracing:
                     c = TRACE_FIXED + n_factors + TRACE_PER_REGION * n_regions + 2 * g
                     for lane in range(n_active):
@@ -495,7 +504,7 @@ def market_block(
                     for lane in range(LANES):
                         series[1 + n_gens + g, t, lane] = value[lane]
                 row = report[2 * n_regions + 2 + 2 * g]
-                record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, scratch)
+                record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, recs)
                 if tracing:
                     for lane in range(n_active):
                         trace[i0 + lane, c + 1, t] = log_v[lane]

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from engine.kernels.lanes import LANES
+from engine.kernels.lanes import FIXED_MAGIC, LANES, fixed_sum
 from engine.market_layout import SITE_HALF_WIDTH
 
 __all__ = [
@@ -55,7 +55,7 @@ def record_lanes(
     value: np.ndarray,
     n_active: int,
     bin_map: np.ndarray,
-    scratch: np.ndarray,
+    lane_scratch: tuple,
 ) -> None:
     """Add the active lanes' value of one reported factor in month ``t``.
 
@@ -75,22 +75,28 @@ def record_lanes(
     bin_map : numpy.ndarray
         ``float64[T + 1, n_out, 3]``: shift and scale of the bins
         (``bin = ln v x scale + shift``) and fixed-point units per value unit.
-    scratch : numpy.ndarray
-        ``int64[2, LANES]`` (bins and fixed-point values of the lanes).
+    lane_scratch : tuple
+        ``int64[1, LANES]`` (the lanes' bins), ``float64[1, LANES]`` (their
+        fixed-point values + ``FIXED_MAGIC``) and its ``int64`` view
+        (:func:`engine.kernels.lanes.fixed_sum`).
     """
     if row < 0:
         return
+    scratch, fixed, fixed_bits = lane_scratch
     shift, scale, unit = bin_map[t, row, 0], bin_map[t, row, 1], bin_map[t, row, 2]
     top = float(hist.shape[3] - 1)
-    for lane in range(LANES):  # vectorised: same bins as bin_index
+    for lane in range(LANES):  # vectorised: same bins as bin_index (int32: AVX2 packs it)
         x = log_value[lane] * scale + shift
         x = x if x >= 0.0 else 0.0
-        scratch[0, lane] = np.int64(min(x, top))
-        scratch[1, lane] = np.int64(value[lane] * unit + 0.5)
-    total = np.int64(0)
+        scratch[0, lane] = np.int64(np.int32(min(x, top)))
+        fixed[0, lane] = np.trunc(value[lane] * unit + 0.5) + FIXED_MAGIC
     for lane in range(n_active):
         hist[b, t, row, scratch[0, lane]] += 1
-        total += scratch[1, lane]
+    total, outside = fixed_sum(fixed_bits, 0, n_active)
+    if outside > 0:  # a value beyond 2**51 units (or nan): through int64 conversions
+        total = np.int64(0)
+        for lane in range(n_active):
+            total += np.int64(value[lane] * unit + 0.5)
     sums[b, t, row] += total
 
 
