@@ -90,7 +90,12 @@ def _functions(path: str) -> list[tuple[int, int, str, str]]:
 
 
 def _write_perf_map(objects: list[bytes], keep_dir: str | None) -> None:
-    """Write ``/tmp/perf-<pid>.map`` for the functions of ``objects`` (one .text each)."""
+    """Write ``/tmp/perf-<pid>.map`` for the functions of ``objects`` (one .text each).
+
+    ``nm`` gives offsets within a section: the map is right for objects with one
+    ``.text`` section, as numba's are (a function's address places the section).
+    The report removes the map once read.
+    """
     from numba.core.registry import cpu_target
 
     engine = cpu_target.target_context.codegen()._engine
@@ -145,6 +150,9 @@ def _report(data: str, hot: str | None, top: int) -> None:
     script = subprocess.run(
         ["perf", "script", "-i", data, "-F", "ip,sym,symoff"], capture_output=True, text=True
     ).stdout
+    pids = subprocess.run(
+        ["perf", "script", "-i", data, "-F", "pid"], capture_output=True, text=True
+    ).stdout
     by_function: collections.Counter[str] = collections.Counter()
     in_hot: collections.Counter[tuple[str, int]] = collections.Counter()
     for line in script.splitlines():
@@ -156,6 +164,9 @@ def _report(data: str, hot: str | None, top: int) -> None:
         by_function[name] += 1
         if hot and name.endswith(hot):
             in_hot[(obj, int(start, 16) + int(offset or "0", 16))] += 1
+    for path in {f"/tmp/perf-{pid}.map" for pid in re.findall(r"^\s*(\d+)", pids, re.M)}:
+        if os.path.exists(path):
+            os.remove(path)
     total = sum(by_function.values())
     if total == 0:
         print("no samples in compiled code (was the perf map written?)")
@@ -183,17 +194,19 @@ def main(argv: list[str] | None = None) -> int:
         print("perf not found: install Linux perf (Debian: apt install linux-perf)")
         return 2
     env = dict(os.environ, **{CHILD: "1"})
-    if not opts.cache:
-        env["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="ncrisk-kernels-")
-    data = os.path.join(tempfile.mkdtemp(prefix="ncrisk-perf-"), "perf.data")
-    child = [sys.executable, os.path.abspath(__file__), "--calls", str(opts.calls)]
-    if opts.objects:
-        child += ["--objects", opts.objects]
-    record = ["perf", "record", "-e", "cpu-clock", "-F", "999", "-o", data, "--", *child]
-    if subprocess.run(record, env=env).returncode != 0:
-        print("perf record failed (perf_event_paranoid? see `man perf-record`)")
-        return 2
-    _report(data, opts.hot, opts.top)
+    with tempfile.TemporaryDirectory(prefix="ncrisk-perf-") as work:
+        if not opts.cache:
+            env["NUMBA_CACHE_DIR"] = os.path.join(work, "numba-cache")
+        data = os.path.join(work, "perf.data")
+        child = [sys.executable, os.path.abspath(__file__), "--calls", str(opts.calls)]
+        if opts.objects:
+            child += ["--objects", opts.objects]
+        record = ["perf", "record", "-e", "cpu-clock", "-F", "999", "-o", data, "--", *child]
+        recorded = subprocess.run(record, env=env)
+        if recorded.returncode != 0:
+            print("perf record failed (perf_event_paranoid? see `man perf-record`)")
+            return 2
+        _report(data, opts.hot, opts.top)
     return 0
 
 

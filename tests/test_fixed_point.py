@@ -6,11 +6,13 @@ and convert bins through int32, so that their lane loops vectorise on AVX2. The
 reference here is the plain conversion, computed by NumPy: ``int64(v x unit +
 0.5)`` for the market sums, ``floor(x + 0.5)`` for the finance sums, and the
 clamped truncated bins; values beyond 2**51 units and nan take the fallback.
+A prefetch (``engine.kernels.prefetch``) changes no value, even past an array's end.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from engine.kernels.finance_fields import (
     DSCR_CAP,
@@ -51,6 +53,7 @@ from engine.kernels.finance_fields import (
 from engine.kernels.finance_records import record_lanes_month
 from engine.kernels.lanes import FIXED_MAGIC, LANES, fixed_sum
 from engine.kernels.market_records import record_lanes
+from engine.kernels.prefetch import prefetch_row
 
 
 def held(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,11 +74,18 @@ def test_fixed_sum_is_the_exact_integer_sum() -> None:
 
 
 def test_fixed_sum_flags_values_it_cannot_hold() -> None:
-    for bad in (2.0**51, -(2.0**51), 3.0e18, np.nan):
+    negative_nan = np.array([0xFFF8000000000000], dtype=np.uint64).view(np.float64)[0]
+    for bad in (2.0**51 + 2, -(2.0**51) - 2, 3.0e18, -3.0e18, np.inf, -np.inf, np.nan,
+                negative_nan):  # fmt: skip
         y = np.zeros(LANES)
         y[5] = bad
         _, bits = held(y)
         assert fixed_sum(bits, 0, LANES)[1] >= 1, bad
+    for edge in (2.0**51 - 1, -(2.0**51) + 1):  # the largest values held exactly
+        y = np.zeros(LANES)
+        y[5] = edge
+        _, bits = held(y)
+        assert fixed_sum(bits, 0, LANES) == (int(edge), 0), edge
 
 
 def market_reference(
@@ -95,7 +105,8 @@ def test_market_records_equal_plain_conversion() -> None:
     bin_map[:, :, 0], bin_map[:, :, 1], bin_map[:, :, 2] = 128.0, 40.0, 2.0**20
     for n_active, top_value in ((LANES, 1.0e3), (37, 1.0e3), (LANES, 5.0e10)):
         log_v = rng.normal(0.0, 1.5, LANES)
-        value = rng.uniform(0.0, top_value, LANES)  # 5e10 x 2**20 > 2**51: the fallback
+        # negative values round toward zero as int64() does; 5e10 x 2**20 > 2**51: fallback
+        value = rng.uniform(-top_value, top_value, LANES)
         hist = np.zeros((1, horizon + 1, n_out, n_bins), dtype=np.int16)
         sums = np.zeros((1, horizon + 1, n_out), dtype=np.int64)
         fixed = np.zeros((1, LANES))
@@ -115,8 +126,12 @@ def finance_case(rng: np.random.Generator, huge: bool) -> tuple:
     if huge:
         op_state[S_CASH][0, 9] = 4.0e18  # beyond 2**51 fixed-point units
     op_state[S_DEFAULT][0] = np.where(rng.random(LANES) < 0.2, 2.0, 1.0e9)  # 20% in default
+    op_state[S_DEFAULT][0, [9, 10, 11]] = 1.0e9  # alive: the huge cash, nan and inf lanes
     op_state[S_FIRST_BREACH][0] = np.where(rng.random(LANES) < 0.3, float(t), 1.0e9)
     g_ebitda = rng.normal(1.0e7, 2.0e7, (width, n_ops, LANES))
+    if huge:  # else every sum is held exactly (no fallback)
+        op_state[S_CASH][0, 10] = np.nan  # bin 0 as before, and the fallback's sum
+        g_ebitda[t, 0, 11] = -np.inf  # bin 0
     dscr_now = rng.normal(1.2, 3.0, (n_ops, LANES))
     dscr_now[0, rng.random(LANES) < 0.3] = np.nan
     breach_any = (rng.random((n_ops, LANES)) < 0.4).astype(np.float64)
@@ -135,7 +150,7 @@ def finance_case(rng: np.random.Generator, huge: bool) -> tuple:
 
 
 def finance_reference(case: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """Month sums and fan bins of the case by plain conversion (floor(x + 0.5), truncation)."""
+    """Month sums and fan bins of the case as the int64 conversions of the old kernel gave."""
     t, op_state, g_ebitda, dscr_now, breach_any, fails, out_total, value_total, ops, fsc = case
     alive = op_state[S_DEFAULT][0] >= t
     cash, ebitda, dscr = op_state[S_CASH][0], g_ebitda[t, 0], dscr_now[0]
@@ -145,11 +160,16 @@ def finance_reference(case: tuple) -> tuple[np.ndarray, np.ndarray]:
         ltv = np.where(has_ltv, out_total[0] / value_total[0], 0.0)
     dscr0 = np.where(has_dscr, dscr, 0.0)
 
-    def whole(x: np.ndarray, keep: np.ndarray) -> int:
-        return int(sum(int(v) for v in np.floor(x[keep] + 0.5)))  # Python ints: exact
+    def whole(x: np.ndarray, keep: np.ndarray) -> np.int64:
+        # int64 conversion as the old kernel (nan, +-inf: INT64_MIN on x86), int64 sums
+        with np.errstate(invalid="ignore"):
+            return np.floor(x[keep] + 0.5).astype(np.int64).sum(dtype=np.int64)
 
     def fan(x: np.ndarray, lo: float, scale: float, keep: np.ndarray) -> np.ndarray:
-        b = np.minimum(np.maximum((x - lo) * scale, 0.0), FAN_BINS - 1.0).astype(np.int32)
+        # linear_bin's int64 stored as int32 (nan: INT64_MIN, whose low 32 bits are 0)
+        with np.errstate(invalid="ignore"):
+            y = np.minimum(np.maximum((x - lo) * scale, 0.0), FAN_BINS - 1.0)
+            b = y.astype(np.int64).astype(np.int32)
         return np.where(keep, b, -1)
 
     sums = np.zeros(N_MONTH_SUMS, dtype=np.int64)
@@ -174,7 +194,7 @@ def finance_reference(case: tuple) -> tuple[np.ndarray, np.ndarray]:
 
 def test_finance_month_records_equal_plain_conversion() -> None:
     rng = np.random.default_rng(3)
-    for huge in (False, True):  # True: one lane's cash beyond 2**51 units (the fallback)
+    for huge in (False, True):  # True: cash beyond 2**51 units, nan, -inf (the fallback)
         case = finance_case(rng, huge)
         t, op_state, g_ebitda, dscr_now, breach_any, fails, out_total, value_total, ops, fsc = case
         month_sums = np.zeros((1, 1, g_ebitda.shape[0], N_MONTH_SUMS), dtype=np.int64)
@@ -187,3 +207,18 @@ def test_finance_month_records_equal_plain_conversion() -> None:
         sums, bins = finance_reference(case)
         assert np.array_equal(month_sums[0, 0, t], sums), (huge, month_sums[0, 0, t], sums)
         assert np.array_equal(fan_bins[0, :, t], bins), huge
+
+
+@njit(cache=False)
+def _prefetch_everywhere(a: np.ndarray) -> None:
+    """Prefetch every line of ``a`` and past its end (the last month's next row)."""
+    for i in range(a.shape[0] + 2):
+        for j in range(0, a.shape[1] + 64, 32):
+            prefetch_row(a, (i, j))
+
+
+def test_prefetch_changes_nothing() -> None:
+    a = np.arange(3 * 256, dtype=np.int16).reshape(3, 256)
+    before = a.copy()
+    _prefetch_everywhere(a)
+    assert np.array_equal(a, before)

@@ -17,7 +17,7 @@ from numba import njit
 
 from engine.kernels.factors import chi_square
 from engine.kernels.lanes import LANES
-from engine.kernels.prefetch import CACHE_LINE, prefetch_row
+from engine.kernels.prefetch import COUNTS_PER_LINE, prefetch_row
 from engine.rng import next_normal
 
 __all__ = [
@@ -275,19 +275,18 @@ def scatter_group(
     ``rev_bins[s, v, t, lane]`` and ``conc_bins[o, 0 | 1, t, lane]`` (lanes innermost).
     """
     n_scopes, n_var, width = rev_bins.shape[0], rev_bins.shape[1], rev_bins.shape[2]
-    per_line = CACHE_LINE // 2  # int16 counts
     for s in range(n_scopes):
         for v in range(n_var):
             for t in range(1, width):
-                for k in range(0, rev_hist.shape[4], per_line):  # the next month's row
-                    prefetch_row(rev_hist, (b, s, v, t + 1, k))
+                for line in range(0, rev_hist.shape[4], COUNTS_PER_LINE):  # next month's row
+                    prefetch_row(rev_hist, (b, s, v, t + 1, line))
                 for lane in range(n_active):
                     rev_hist[b, s, v, t, rev_bins[s, v, t, lane]] += 1
     for o in range(conc_bins.shape[0]):
         for t in range(1, width):
-            for k in range(0, conc_hist.shape[4], per_line):
-                prefetch_row(conc_hist, (b, o, 0, t + 1, k))
-                prefetch_row(conc_hist, (b, o, 1, t + 1, k))
+            for line in range(0, conc_hist.shape[4], COUNTS_PER_LINE):
+                prefetch_row(conc_hist, (b, o, 0, t + 1, line))
+                prefetch_row(conc_hist, (b, o, 1, t + 1, line))
             for lane in range(n_active):
                 k = conc_bins[o, 0, t, lane]
                 if k >= 0:

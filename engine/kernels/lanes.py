@@ -38,7 +38,7 @@ BLOCK_PATHS = 32_704
 #: its bits are FIXED_MAGIC_BITS + y (fixed_sum), a float to int64 conversion that
 #: vectorises without AVX-512 (AVX2 has no packed one).
 FIXED_MAGIC = 6755399441055744.0
-FIXED_MAGIC_BITS = np.int64(0x4338000000000000)
+FIXED_MAGIC_BITS = np.int64(np.float64(FIXED_MAGIC).view(np.int64))
 FIXED_LIMIT = np.int64(2**51)
 
 _LOG2E = 1.4426950408889634

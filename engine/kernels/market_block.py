@@ -54,7 +54,7 @@ from engine.kernels.market_steps import (
     resale_lanes,
     start_lanes,
 )
-from engine.kernels.prefetch import CACHE_LINE, prefetch_row
+from engine.kernels.prefetch import COUNTS_PER_LINE, prefetch_row
 from engine.market_layout import (
     DAYS_PER_MONTH,
     G_BETA,
@@ -80,8 +80,6 @@ from engine.rng import next_normal
 
 #: Stream columns (x LANES) of the Student-t scale and the GPU regime (copper: market_steps).
 ST_COPULA, ST_GPU_REGIME = 0, 3
-#: int16 histogram counts per cache line.
-HIST_PER_LINE = CACHE_LINE // 2
 #: Trace channels before the copula shocks, and per region (see trace_channels).
 TRACE_FIXED, TRACE_PER_REGION = 5, 5
 
@@ -303,8 +301,8 @@ def market_block(
         for t in range(1, horizon + 1):
             # the month's histogram rows, requested now: counted after the draws
             for row in range(n_out):
-                for k in range(0, n_bins, HIST_PER_LINE):
-                    prefetch_row(b_hist, (b, t, row, k))
+                for line in range(0, n_bins, COUNTS_PER_LINE):
+                    prefetch_row(b_hist, (b, t, row, line))
             # -- copula shocks
             for f in range(n_factors):
                 for lane in range(n_active):

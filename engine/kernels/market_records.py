@@ -55,7 +55,7 @@ def record_lanes(
     value: np.ndarray,
     n_active: int,
     bin_map: np.ndarray,
-    lane_scratch: tuple,
+    lane_scratch: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> None:
     """Add the active lanes' value of one reported factor in month ``t``.
 

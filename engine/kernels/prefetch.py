@@ -22,10 +22,12 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["CACHE_LINE", "prefetch_row"]
+__all__ = ["CACHE_LINE", "COUNTS_PER_LINE", "prefetch_row"]
 
 #: Bytes per cache line (x86-64 and most ARM cores).
 CACHE_LINE = 64
+#: int16 histogram counts per cache line (a block's histograms count in int16).
+COUNTS_PER_LINE = CACHE_LINE // 2
 
 
 @intrinsic
@@ -34,10 +36,19 @@ def prefetch_row(typingctx: Any, arr: Any, index: Any) -> Any:
 
     Parameters
     ----------
-    arr : numpy.ndarray
-        Any array (C order).
-    index : tuple of int
-        One index per axis; beyond the array's end is allowed (no access is made).
+    typingctx : numba typing context
+        Supplied by numba.
+    arr : numba.types.Array
+        The array's type (any layout).
+    index : numba.types.BaseTuple
+        One integer index per axis; past the array's end is allowed (a prefetch
+        never faults and no value is read or written).
+
+    Returns
+    -------
+    tuple
+        The signature ``void(arr, index)`` and its code generator (None when
+        the types do not fit: numba then reports a typing error).
     """
     if not isinstance(arr, types.Array) or not isinstance(index, types.BaseTuple):
         return None
