@@ -166,7 +166,7 @@ def finance_reference(case: tuple) -> tuple[np.ndarray, np.ndarray]:
             return np.floor(x[keep] + 0.5).astype(np.int64).sum(dtype=np.int64)
 
     def fan(x: np.ndarray, lo: float, scale: float, keep: np.ndarray) -> np.ndarray:
-        # linear_bin's int64 stored as int32 (nan: INT64_MIN, whose low 32 bits are 0)
+        # the old kernel's int64 bin stored as int32 (nan: INT64_MIN, whose low 32 bits are 0)
         with np.errstate(invalid="ignore"):
             y = np.minimum(np.maximum((x - lo) * scale, 0.0), FAN_BINS - 1.0)
             b = y.astype(np.int64).astype(np.int32)

@@ -88,7 +88,7 @@ from engine.kernels.finance_fields import (
 from engine.kernels.lanes import FIXED_MAGIC, LANES, fixed_sum
 from engine.kernels.prefetch import COUNTS_PER_LINE, prefetch_row
 
-__all__ = ["fan_bin", "linear_bin", "record_group", "record_lanes_month", "scatter_fans"]
+__all__ = ["linear_bin", "record_group", "record_lanes_month", "scatter_fans"]
 
 #: Share of the loss in R_LGD units (per path, 1e-8 for the squares).
 LGD_SQ_UNIT = 1e-8
@@ -100,20 +100,13 @@ LGD_SQ_UNIT = 1e-8
 PER_USD_UNIT, PER_RATIO_UNIT = 1.0 / USD_UNIT, 1.0 / RATIO_UNIT
 
 
-@njit(cache=True, inline="always")
-def linear_bin(x: float, lo: float, scale: float, n_bins: int) -> int:
-    """Bin ``(x - lo) x scale`` clamped to ``0 .. n_bins - 1`` (also for +-inf; x not nan)."""
-    y = min(max((x - lo) * scale, 0.0), n_bins - 1.0)
-    return int(y)
-
-
 @njit(cache=True, error_model="numpy", inline="always")
-def fan_bin(x: float, lo: float, scale: float, n_bins: int) -> np.int32:
-    """Bin ``(x - lo) x scale`` clamped to ``0 .. n_bins - 1``, as int32 (vectorises on AVX2).
+def linear_bin(x: float, lo: float, scale: float, n_bins: int) -> np.int32:
+    """Bin ``(x - lo) x scale`` clamped to ``0 .. n_bins - 1`` (also for +-inf; nan: 0).
 
-    The same bin as :func:`linear_bin` for every x; nan (a value the fans never
-    hold) goes to bin 0, as ``linear_bin``'s int64 conversion gives on x86 once
-    stored as int32.
+    Converted through int32, which vectorises on AVX2 (a float to int64
+    conversion does not). nan, a value the records never hold, goes to bin 0,
+    as the int64 conversion stored into int32 fan bins gave on x86.
     """
     y = (x - lo) * scale
     y = y if y >= 0.0 else 0.0  # nan -> 0
@@ -150,13 +143,14 @@ def record_lanes_month(
     (AVX2 has none) and stores to at most two rows: fixed-point values are
     rounded as doubles and read as integers from the bits of
     ``value + 1.5 x 2**52`` (:func:`engine.kernels.lanes.fixed_sum`); bins are
-    converted through int32.
+    converted through int32 (:func:`linear_bin`).
     """
     n_bins = FAN_BINS
     cash_lo, cash_scale = ops[o, O_CASH_LO], ops[o, O_CASH_SCALE]
     e_lo, e_scale = ops[o, O_EBITDA_LO], ops[o, O_EBITDA_SCALE]
     d_lo, d_scale, l_scale = fsc[FS_DSCR_LO], fsc[FS_DSCR_SCALE], fsc[FS_LTV_SCALE]
     cash_s, default_s, first_s = op_state[S_CASH], op_state[S_DEFAULT], op_state[S_FIRST_BREACH]
+    # one quantity per loop, at most two stores each (more keep LLVM from vectorising)
     for lane in range(LANES):
         alive = default_s[o, lane] >= t
         c = np.floor(cash_s[o, lane] * PER_USD_UNIT + 0.5)
@@ -165,14 +159,25 @@ def record_lanes_month(
         fixed[1, lane] = (e if alive else 0.0) + FIXED_MAGIC
     for lane in range(LANES):
         alive = default_s[o, lane] >= t
+        cash_bin = linear_bin(cash_s[o, lane], cash_lo, cash_scale, n_bins)
+        e_bin = linear_bin(g_ebitda[t, o, lane], e_lo, e_scale, n_bins)
+        fan_bins[o, V_CASH, t, lane] = cash_bin if alive else np.int32(-1)
+        fan_bins[o, V_EBITDA, t, lane] = e_bin if alive else np.int32(-1)
+    for lane in range(LANES):
         dscr = dscr_now[o, lane]
         has_dscr = dscr == dscr  # not nan: alive, with debt service in the window
+        dscr = dscr if has_dscr else 0.0
         d = np.floor(min(max(dscr, -DSCR_CAP), DSCR_CAP) * PER_RATIO_UNIT + 0.5)
         fixed[2, lane] = (d if has_dscr else 0.0) + FIXED_MAGIC
-        has_ltv = alive and out_total[o, lane] > 0.0
+        d_bin = linear_bin(dscr, d_lo, d_scale, n_bins)
+        fan_bins[o, V_DSCR, t, lane] = d_bin if has_dscr else np.int32(-1)
+    for lane in range(LANES):
+        has_ltv = default_s[o, lane] >= t and out_total[o, lane] > 0.0
         ltv = out_total[o, lane] / value_total[o, lane] if has_ltv else 0.0
         r = np.floor(min(ltv, LTV_CAP) * PER_RATIO_UNIT + 0.5)
         fixed[3, lane] = (r if has_ltv else 0.0) + FIXED_MAGIC
+        l_bin = linear_bin(ltv, 0.0, l_scale, n_bins)
+        fan_bins[o, V_LTV, t, lane] = l_bin if has_ltv else np.int32(-1)
     n_alive, n_dscr, n_ltv = np.int64(0), np.int64(0), np.int64(0)
     n_breach, n_first, n_default = np.int64(0), np.int64(0), np.int64(0)
     for lane in range(LANES):
@@ -183,23 +188,6 @@ def record_lanes_month(
         n_breach += 1 if alive and breach_any[o, lane] > 0.0 else 0
         n_first += 1 if alive and first_s[o, lane] == t else 0
         n_default += 1 if alive and fails[o, lane] > 0.0 else 0
-    for lane in range(LANES):
-        alive = default_s[o, lane] >= t
-        cash_bin = fan_bin(cash_s[o, lane], cash_lo, cash_scale, n_bins)
-        e_bin = fan_bin(g_ebitda[t, o, lane], e_lo, e_scale, n_bins)
-        fan_bins[o, V_CASH, t, lane] = cash_bin if alive else np.int32(-1)
-        fan_bins[o, V_EBITDA, t, lane] = e_bin if alive else np.int32(-1)
-    for lane in range(LANES):
-        alive = default_s[o, lane] >= t
-        dscr = dscr_now[o, lane]
-        has_dscr = dscr == dscr
-        dscr = dscr if has_dscr else 0.0
-        has_ltv = alive and out_total[o, lane] > 0.0
-        ltv = out_total[o, lane] / value_total[o, lane] if has_ltv else 0.0
-        d_bin = fan_bin(dscr, d_lo, d_scale, n_bins)
-        l_bin = fan_bin(ltv, 0.0, l_scale, n_bins)
-        fan_bins[o, V_DSCR, t, lane] = d_bin if has_dscr else np.int32(-1)
-        fan_bins[o, V_LTV, t, lane] = l_bin if has_ltv else np.int32(-1)
     s_cash, out_c = fixed_sum(fixed_bits, 0, LANES)
     s_ebitda, out_e = fixed_sum(fixed_bits, 1, LANES)
     s_dscr, out_d = fixed_sum(fixed_bits, 2, LANES)
