@@ -29,7 +29,8 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-from capacity import Stopwatch, _settings, wait_for_idle
+from capacity import _settings
+from timing import Stopwatch, wait_for_idle
 
 if TYPE_CHECKING:  # engine modules import numba: only after NUMBA_CACHE_DIR is set
     from engine.scenario import Book
@@ -96,7 +97,7 @@ def report(n_paths: int, repeats: int) -> bool:
     from engine.market_stats import MarketStats
     from engine.run import compute_tables
     from engine.scenario import load_book
-    from engine.simulate import build_scopes
+    from engine.scopes import build_scopes
 
     # the demand side's scope: no debt (the finance is whole.py's)
     book = dataclasses.replace(load_book(SCENARIO), facilities=())

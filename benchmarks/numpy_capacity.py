@@ -12,7 +12,7 @@ The random numbers come from a ``numpy.random.Generator`` (SFC64, the fastest
 bit generator NumPy ships), so the results agree with the engine in
 distribution, not bit for bit. Inputs are the engine's lowered arrays
 (:class:`engine.book.CapacityArrays`, same PERT quantile tables) and reporting
-scopes (:class:`engine.simulate.Scopes`, same value bins).
+scopes (:class:`engine.scopes.Scopes`, same value bins).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy_capacity_draws import SqueezePaths, copula, duration
 
-from engine.book import DIST_FIXED, DIST_LOGNORMAL, PERT_GRID_POINTS, PERT_Z_MAX, CapacityArrays
-from engine.simulate import MEASURE_SCALE, Scopes
+from engine.book import CapacityArrays
+from engine.scopes import MEASURE_SCALE, Scopes
 
 __all__ = [
     "NumpyCapacityStats",
@@ -40,7 +41,6 @@ EQUIPMENT = 2  # FACTOR_KINDS index of long-lead electrical equipment
 N_MEASURES = 3
 #: Quantiles of capacity online, in per mille (as the engine's tables).
 _CAPACITY_PER_MILLE = (50, 100, 500, 900, 950)
-_DZ = 2.0 * PERT_Z_MAX / (PERT_GRID_POINTS - 1)
 
 
 @dataclass
@@ -67,120 +67,6 @@ class NumpyCapacityStats:
     withdrawn: np.ndarray
     value_counts: np.ndarray
     value_sums: np.ndarray
-
-
-def _duration(arrays: CapacityArrays, item: int, z: np.ndarray) -> np.ndarray:
-    """Durations in months of one item at copula normals ``z`` (``float64[n]``)."""
-    dist = arrays.item_dist[item]
-    if dist == DIST_FIXED:
-        return np.full(z.shape, arrays.item_p1[item])
-    if dist == DIST_LOGNORMAL:
-        return np.exp(arrays.item_p1[item] + arrays.item_p2[item] * z)
-    # linear interpolation on the uniform z grid of the PERT quantile table
-    table = arrays.pert_tables[arrays.item_table[item]]
-    x = z + PERT_Z_MAX
-    x *= 1.0 / _DZ
-    np.clip(x, 0.0, PERT_GRID_POINTS - 1.0, out=x)
-    j = x.astype(np.intp)
-    np.minimum(j, PERT_GRID_POINTS - 2, out=j)
-    x -= j
-    low = table[j]
-    high = table[j + 1]
-    high -= low
-    high *= x
-    high += low
-    return high
-
-
-def _copula(own: np.ndarray, operator: np.ndarray, campus: np.ndarray) -> np.ndarray:
-    """Copula normals z = own + operator + campus terms (weights already applied).
-
-    ``own`` is overwritten with the result and returned.
-    """
-    own += operator
-    own += campus
-    return own
-
-
-class SqueezePaths:
-    """Copper squeeze history of a chunk's paths, as segments of constant regime.
-
-    As the engine (engine/kernels/factors.py): the month of the next switch,
-    counted from the last, is geometric, K = floor(ln u / ln(1 - p)) + 1 with p the
-    probability of leaving the current regime; segments are drawn, for all paths
-    at once, until every path's history covers the longest lead time asked for.
-    Equipment work w progresses at 1/f in squeeze months and ends at
-    (start - 1) + (w - work done before the segment) / pace in the segment where
-    the work done reaches w.
-    """
-
-    def __init__(self, squeeze: np.ndarray, rng: np.random.Generator, n_paths: int) -> None:
-        self.initial, self.enter, self.leave, self.factor = squeeze
-        self.rng = rng
-        if self.initial == 2:
-            p = self.enter / (self.enter + self.leave)
-            regime = rng.random(n_paths) < p
-        else:
-            regime = np.full(n_paths, bool(self.initial))
-        self.regime = regime
-        self.first = regime  # the regime of the first segment (from month 1)
-        self.start = [np.ones(n_paths)]
-        self.end = [self._spell(regime)]  # from month 0: first month of the next segment
-        self.pace = [np.where(regime, 1.0 / self.factor, 1.0)]
-        self.done = [np.zeros(n_paths)]
-        self._stacked: tuple[np.ndarray, ...] | None = None
-
-    def _spell(self, regime: np.ndarray) -> np.ndarray:
-        p = np.where(regime, self.leave, self.enter)
-        with np.errstate(divide="ignore"):
-            months = np.log(self.rng.random(regime.size)) / np.log1p(-np.minimum(p, 1.0))
-        months = np.where(p >= 1.0, 0.0, months)
-        return np.where(p > 0.0, np.floor(np.minimum(months, 2.0**40)) + 1.0, 2.0**40)
-
-    def _covered(self) -> np.ndarray:
-        return self.done[-1] + (self.end[-1] - self.start[-1]) * self.pace[-1]
-
-    def _extend(self) -> None:
-        self.done.append(self._covered())
-        self.regime = ~self.regime
-        self.start.append(self.end[-1])
-        self.end.append(self.start[-1] + self._spell(self.regime))
-        self.pace.append(np.where(self.regime, 1.0 / self.factor, 1.0))
-
-    def by_month(self, horizon: int) -> np.ndarray:
-        """``bool[T + 1, n]`` True in the squeeze months 1..T (row 0: the regime before month 1).
-
-        Segments are drawn on until every path's history covers month T; the
-        regime of month m is the first one switched once per segment end <= m.
-        """
-        while np.min(self.end[-1]) <= horizon:
-            self._extend()
-        n = self.first.shape[0]
-        path = np.arange(n)
-        switches = np.zeros((horizon + 2, n), dtype=np.int16)
-        for end in self.end:
-            at = np.minimum(end, horizon + 1).astype(np.intp)
-            switches[at, path] += 1
-        np.cumsum(switches, axis=0, out=switches)
-        return (switches[: horizon + 1] % 2 == 1) ^ self.first
-
-    def stretch(self, work: np.ndarray) -> np.ndarray:
-        """Calendar months to finish ``work`` months of equipment lead time."""
-        if self.factor == 1.0:
-            return work
-        finite = np.isfinite(work)
-        w = np.where(finite, work, 0.0)
-        while np.any(self._covered() < w):
-            self._extend()
-        if self._stacked is None or self._stacked[0].shape[0] != len(self.start):
-            start, end = np.stack(self.start), np.stack(self.end)
-            pace, done = np.stack(self.pace), np.stack(self.done)
-            self._stacked = (start, pace, done, done + (end - start) * pace)
-        start, pace, done, covered = self._stacked
-        j = np.argmax(covered >= w, axis=0)  # first segment reaching w
-        rows = np.arange(w.size)
-        out = (start[j, rows] - 1.0) + (w - done[j, rows]) / pace[j, rows]
-        return np.where(finite, np.where(w > 0, out, w), work)
 
 
 def energization_times(
@@ -260,14 +146,14 @@ def _times(
         withdrawn = rng.random(n_paths) < arrays.site_withdrawal[s]
         first_item = arrays.site_item_start[s]
         kind = arrays.item_kind
-        z = _copula(own[0], f_operator[o, 0], f_campus[c, 0])
+        z = copula(own[0], f_operator[o, 0], f_campus[c, 0])
         z *= arrays.overrun_sigma_ln
         z += arrays.overrun_ln_median
         overrun = np.exp(z, out=z)
         site_longest = np.zeros(n_paths)
         for k in range(first_item, arrays.site_item_end[s]):
-            z = _copula(own[1 + k - first_item], f_operator[o, kind[k]], f_campus[c, kind[k]])
-            d = _duration(arrays, k, z)
+            z = copula(own[1 + k - first_item], f_operator[o, kind[k]], f_campus[c, kind[k]])
+            d = duration(arrays, k, z)
             if kind[k] == EQUIPMENT:  # lead time stretched by squeeze months
                 d = squeeze_paths.stretch(d * overrun) / overrun
             np.maximum(site_longest, d, out=site_longest)
@@ -276,8 +162,8 @@ def _times(
         for p in phases:
             longest = site_longest.copy()
             for k in range(arrays.phase_item_start[p], arrays.phase_item_end[p]):
-                z = _copula(own[1 + k - first_item], f_operator[o, kind[k]], f_campus[c, kind[k]])
-                d = _duration(arrays, k, z)
+                z = copula(own[1 + k - first_item], f_operator[o, kind[k]], f_campus[c, kind[k]])
+                d = duration(arrays, k, z)
                 if kind[k] == EQUIPMENT:
                     d = squeeze_paths.stretch(d * overrun) / overrun
                 np.maximum(longest, d, out=longest)

@@ -15,62 +15,37 @@ Inputs are the engine's lowered :class:`engine.market_layout.MarketArrays` and
 the layout of :class:`engine.market_stats.MarketStats` (``stats.layout``), so
 the parameters and bins are the engine's. The random numbers come from a
 ``numpy.random.Generator`` (SFC64), so the statistics agree with the engine in
-distribution, not bit for bit. Two exact shortcuts in distribution: a month's
-k compound-Poisson jumps N(mu, sd) add k mu + sd sqrt(k) Z with one normal, and
-the Poisson count is found by inverting the same CDF as the engine, only on the
-paths whose uniform exceeds P(0).
+distribution, not bit for bit. The per-run constants and the jump draws (two
+exact shortcuts in distribution) are in ``numpy_market_plan.py``; the statistics,
+the site costs, the curtailed W and the factor table in ``numpy_market_stats.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from numpy_market_months import electricity_month, gpu_month
+from numpy_market_plan import T_GRID, MarketPlan, add_jumps, jumps
+from numpy_market_stats import (
+    NumpyMarketStats,
+    curtailed_w,
+    empty_stats,
+    factor_table,
+    site_costs,
+)
 
-from engine.kernels.factors import T_GRID_MAX, T_GRID_POINTS
-from engine.kernels.markets import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY
 from engine.market_layout import (
-    DAYS_PER_MONTH,
-    G_AGE0,
-    G_BETA,
-    G_DRIFT,
-    G_ELASTICITY,
-    G_LN_KEEP,
-    G_LN_NEW,
-    G_LN_RENT,
     G_LN_STEP,
-    G_OU_A,
-    G_OU_B,
     G_SUCC_HI,
     G_SUCC_LO,
-    HOURS_PER_MONTH,
     MARKET_BINS,
-    R_ADDER,
     R_CAP0,
-    R_CAP_MU,
-    R_CAP_SIGMA,
-    R_CURTAIL_P,
-    R_CURTAIL_SHARE,
-    R_LN_PRICE,
-    R_OU_A,
-    R_OU_B,
-    R_PPA_SHARE,
-    R_SPIKE_DECAY,
-    R_SPIKE_MEAN,
-    R_SPIKE_MU,
-    R_SPIKE_SD,
     S_CHI0,
     S_CU_A,
     S_CU_B,
-    S_CU_INTENSITY,
-    S_CU_JUMP_MEAN,
     S_CU_JUMP_MU,
     S_CU_JUMP_SD,
     S_CU_RHO,
     S_D0,
-    S_FACILITY_EX_CU,
-    S_FIRST_MOY,
-    S_GPU_REGIMES,
     S_NU,
     S_PHI,
     S_SQ_ENTER,
@@ -80,10 +55,8 @@ from engine.market_layout import (
     S_XI0,
     S_XI_DRIFT,
     S_XI_SD,
-    SITE_HALF_WIDTH,
     MarketArrays,
 )
-from engine.market_stats import QUANTILES, SITE_BINS, quantiles_from_log_histogram
 
 __all__ = [
     "NumpyMarketStats",
@@ -100,59 +73,6 @@ __all__ = [
 CHUNK = 16_384
 #: Columns per matmul call: larger products make OpenBLAS start threads (NumPy on 1 core).
 _BLAS_COLUMNS = 8_192
-_T_GRID = np.linspace(-T_GRID_MAX, T_GRID_MAX, T_GRID_POINTS)
-
-
-@dataclass
-class NumpyMarketStats:
-    """Integer statistics of the market model, the layout of the engine's MarketStats.
-
-    Attributes
-    ----------
-    n_paths, horizon : int
-        Paths added so far and months simulated (T).
-    hist, sums : numpy.ndarray
-        ``int64[n_out, T + 1, MARKET_BINS]`` paths by bin and ``int64[n_out, T + 1]``
-        fixed-point sums of each reported factor by month.
-    squeeze_months, curtail_months : numpy.ndarray
-        ``int64[T + 1]`` paths in copper squeeze, ``int64[R, T + 1]`` paths with a
-        curtailment event, by month.
-    curtailed_w : numpy.ndarray
-        ``int64[n_scopes, T + 2]`` W taken offline by curtailment, by scope and month.
-    site_hist, site_sums : numpy.ndarray
-        ``int64[S, 2, SITE_BINS]`` capex / energy-cost histograms and
-        ``int64[S, N_SITE_SUMS]`` sums (capex $k, copper $k, energy $k, energy
-        $ per month in service, paths built within the horizon).
-    """
-
-    n_paths: int
-    horizon: int
-    hist: np.ndarray
-    sums: np.ndarray
-    squeeze_months: np.ndarray
-    curtail_months: np.ndarray
-    curtailed_w: np.ndarray
-    site_hist: np.ndarray
-    site_sums: np.ndarray
-
-
-def empty_stats(
-    arrays: MarketArrays, layout: dict[str, np.ndarray], horizon: int, n_scopes: int
-) -> NumpyMarketStats:
-    """Zeroed statistics (``n_scopes``: reporting scopes, ``len(scopes.kind)``)."""
-    n_out, width = arrays.center.shape[0], horizon + 1
-    n_sites = layout["site_region"].shape[0]
-    return NumpyMarketStats(
-        n_paths=0,
-        horizon=horizon,
-        hist=np.zeros((n_out, width, MARKET_BINS), dtype=np.int64),
-        sums=np.zeros((n_out, width), dtype=np.int64),
-        squeeze_months=np.zeros(width, dtype=np.int64),
-        curtail_months=np.zeros((arrays.region.shape[0], width), dtype=np.int64),
-        curtailed_w=np.zeros((n_scopes, horizon + 2), dtype=np.int64),
-        site_hist=np.zeros((n_sites, 2, SITE_BINS), dtype=np.int64),
-        site_sums=np.zeros((n_sites, N_SITE_SUMS), dtype=np.int64),
-    )
 
 
 def energization_months(energization: np.ndarray, horizon: int) -> np.ndarray:
@@ -161,97 +81,6 @@ def energization_months(energization: np.ndarray, horizon: int) -> np.ndarray:
     np.ceil(months, out=months)
     np.maximum(months, 1.0, out=months)
     return months.astype(np.int64)
-
-
-def _poisson_table(mean: float) -> np.ndarray:
-    """CDF P(N <= k) of Poisson(mean), k = 0, 1, ... as the engine's inversion sums it."""
-    p = np.exp(-mean)
-    cdf = [p]
-    k = 0
-    while k < 10_000 and cdf[-1] < 1.0:
-        k += 1
-        p *= mean / k
-        if p == 0.0:
-            break
-        cdf.append(cdf[-1] + p)
-    return np.array(cdf)
-
-
-def _jumps(u: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Paths with at least one jump and their counts, from one uniform per path."""
-    hit = np.flatnonzero(u > table[0])
-    counts = np.searchsorted(table, u[hit])
-    np.minimum(counts, table.shape[0] - 1, out=counts)
-    return hit, counts
-
-
-def _add_jumps(
-    x: np.ndarray,
-    hit: np.ndarray,
-    counts: np.ndarray,
-    mu: float,
-    sd: float,
-    rng: np.random.Generator,
-) -> None:
-    """x[hit] += sum of ``counts`` N(mu, sd^2) jumps (k mu + sd sqrt(k) Z, one normal)."""
-    if hit.size:
-        x[hit] += counts * mu + sd * np.sqrt(counts) * rng.standard_normal(hit.size)
-
-
-class _Plan:
-    """Per-run constants of the model (parameters, offsets of the uniforms, bins)."""
-
-    def __init__(self, a: MarketArrays, horizon: int) -> None:
-        sc = a.scalars
-        self.n_regions, self.n_gens = a.region.shape[0], a.gpu.shape[0]
-        self.n_factors = a.copula_factor.shape[0]
-        self.demand_on, self.elec_on, self.copper_on, self.gpu_on, self.student = (
-            bool(x) for x in a.switches
-        )
-        self.gpu_regimes = sc[S_GPU_REGIMES] > 0.5
-        self.demand_b = float(np.sqrt(1.0 - sc[S_PHI] ** 2))
-        # uniform rows of a month, only those the engine draws: per region its spike
-        # count and curtailment event, then copper squeeze, copper jumps, GPU regime
-        rows = 0
-
-        def row(needed: bool) -> int:
-            nonlocal rows
-            rows += needed
-            return rows - 1 if needed else -1
-
-        elec = self.elec_on
-        self.u_spike = [row(elec and m > 0.0) for m in a.region[:, R_SPIKE_MEAN]]
-        self.u_curtail = [row(elec and p > 0.0) for p in a.region[:, R_CURTAIL_P]]
-        self.u_squeeze = row(self.copper_on)
-        self.u_copper = row(self.copper_on and sc[S_CU_JUMP_MEAN] > 0.0)
-        self.u_regime = row(bool(self.gpu_regimes))
-        self.n_uniforms = rows
-        self.n_normals = self.n_factors + self.copper_on  # copula, then copper's own
-        self.spike_table = [_poisson_table(m) for m in a.region[:, R_SPIKE_MEAN]]
-        self.copper_table = _poisson_table(sc[S_CU_JUMP_MEAN])
-        cum = np.cumsum(a.regime_transition, axis=1)
-        self.regime_cdf = cum[:, :-1].T.copy()  # [n - 1, regimes]
-        # reported rows: bin index = value * scale + shift, clipped to the row's range
-        n_out = a.center.shape[0]
-        self.n_out = n_out
-        offset = (np.arange(n_out) * MARKET_BINS)[:, None]
-        self.bin_scale = np.ascontiguousarray(a.bin_scale.T)  # [T + 1, n_out]
-        self.bin_shift = np.ascontiguousarray(
-            (offset + 0.5 * MARKET_BINS - a.center * a.bin_scale).T
-        )
-        self.bin_low = offset.astype(float)
-        self.bin_high = offset + (MARKET_BINS - 1.0)
-        self.per_unit = (1.0 / a.unit)[:, None]
-        # deterministic parts of ln resale by generation and month
-        t = np.arange(horizon + 1)
-        g = a.gpu
-        with np.errstate(divide="ignore"):
-            self.resale_base = (
-                g[:, G_LN_NEW, None]
-                + (g[:, G_AGE0, None] + t / 12.0) * g[:, G_LN_KEEP, None]
-                + np.log(a.fire_sale_keep)
-            )
-        self.trend = g[:, G_LN_RENT, None] + g[:, G_DRIFT, None] * t
 
 
 def simulate_markets(
@@ -313,7 +142,7 @@ def add(
         ``bool[T + 1, n]`` the copper squeeze regime by month drawn by the capacity
         model (see :func:`add_paths`); default: drawn here.
     """
-    plan = _Plan(arrays, stats.horizon)
+    plan = MarketPlan(arrays, stats.horizon)
     n = energization.shape[1]
     for start in range(0, n, chunk_size):
         part = slice(start, start + chunk_size)
@@ -362,7 +191,7 @@ def add_paths(
         t ($: energy at the all-in price less curtailment, plus capacity
         charges) and ``copper[T + 1, n]`` the copper price by month ($/t).
     """
-    plan = _Plan(arrays, stats.horizon)
+    plan = MarketPlan(arrays, stats.horizon)
     result = _chunk(stats, arrays, plan, layout, months, rng, channels, squeeze)
     stats.n_paths += months.shape[1]
     return result
@@ -371,7 +200,7 @@ def add_paths(
 def _chunk(
     stats: NumpyMarketStats,
     a: MarketArrays,
-    plan: _Plan,
+    plan: MarketPlan,
     lay: dict[str, np.ndarray],
     months: np.ndarray,
     rng: np.random.Generator,
@@ -388,7 +217,6 @@ def _chunk(
     n = months.shape[1]
     sc, reg, gpu, report = a.scalars, a.region, a.gpu, a.report
     n_regions, n_gens, n_factors = plan.n_regions, plan.n_gens, plan.n_factors
-    first_moy = int(sc[S_FIRST_MOY])
     phi, nu = sc[S_PHI], sc[S_NU]
     cu_rho = sc[S_CU_RHO]
     cu_own = float(np.sqrt(1.0 - cu_rho * cu_rho))
@@ -436,14 +264,11 @@ def _chunk(
     fixed = np.empty((plan.n_out, n), dtype=np.int64)
     tmp = np.empty(n)
     spare = np.empty(n)
-    keeping = channels is not None
     dev = np.empty(n)
     rows = report
     for g in range(n_gens):  # launched before month 1
         step_down[g, launch[g] < 1] = gpu[g, G_LN_STEP]
     for t in range(1, horizon + 1):
-        year = (t - 1) // 12
-        moy = (t - 1 + first_moy) % 12
         new_year = t > 1 and (t - 1) % 12 == 0
         # -- the month's random numbers (jumps and yearly steps: drawn where needed)
         rng.standard_normal(out=eps)
@@ -458,7 +283,7 @@ def _chunk(
             np.sqrt(scale, out=scale)
             z *= scale
             np.arcsinh(z, out=z)
-            z[:] = np.interp(z, _T_GRID, a.t_table)
+            z[:] = np.interp(z, T_GRID, a.t_table)
         # -- AI demand
         demand *= phi
         if plan.demand_on:
@@ -468,52 +293,8 @@ def _chunk(
             channels[0, t] = demand
         # -- electricity
         for r in range(n_regions):
-            p = reg[r]
-            x, y = x_ou[r], y_spike[r]
-            event = None
-            if plan.elec_on:
-                x *= p[R_OU_A]
-                np.multiply(z[1 + r], p[R_OU_B], out=tmp)
-                x += tmp
-                y *= p[R_SPIKE_DECAY]
-                if plan.u_spike[r] >= 0:
-                    hit, counts = _jumps(u[plan.u_spike[r]], plan.spike_table[r])
-                    _add_jumps(y, hit, counts, p[R_SPIKE_MU], p[R_SPIKE_SD], rng)
-                if new_year:
-                    log_charge[r] += p[R_CAP_MU]
-                    if p[R_CAP_SIGMA] > 0.0:
-                        log_charge[r] += p[R_CAP_SIGMA] * rng.standard_normal(n)
-                if plan.u_curtail[r] >= 0:
-                    event = np.flatnonzero(u[plan.u_curtail[r]] < p[R_CURTAIL_P])
-            elif new_year:
-                log_charge[r] += p[R_CAP_MU]
-            charge_row = rows[2 * r + 1]
-            if new_year:
-                np.exp(log_charge[r], out=charge[r])
-            if charge_row >= 0 and (new_year or t == 1):  # changes once a year
-                logs[charge_row] = log_charge[r]
-                values[charge_row] = charge[r]
-            # all-in $/MWh: PPA share at its price, the rest at the spot price, adder
-            # binned in ln energy price, as the engine (all-in is increasing in it)
-            share = p[R_PPA_SHARE]
-            all_in = values[rows[2 * r]] if rows[2 * r] >= 0 else spare
-            np.add(x, y, out=all_in)
-            all_in += p[R_LN_PRICE] + a.season[r, moy]
-            if rows[2 * r] >= 0:
-                logs[rows[2 * r]] = all_in
-            np.exp(all_in, out=all_in)
-            all_in *= 1.0 - share
-            all_in += share * a.ppa_price[r, year] + p[R_ADDER]
-            # $ per utility MW this month: energy (less curtailed MW) and capacity charge
-            month_cost = cum[r, t]
-            np.multiply(all_in, HOURS_PER_MONTH, out=month_cost)
-            if event is not None and event.size:
-                month_cost[event] *= 1.0 - p[R_CURTAIL_SHARE]
-                events[r].append((t, event))
-                stats.curtail_months[r, t] += event.size
-            np.multiply(charge[r], DAYS_PER_MONTH, out=tmp)
-            month_cost += tmp
-            month_cost += cum[r, t - 1]
+            electricity_month(stats, a, plan, r, t, new_year, z, u, rng, x_ou, y_spike, log_charge,
+                               charge, cum, events, logs, values, tmp, spare)  # fmt: skip
         # -- copper
         chi *= sc[S_CU_A]
         if plan.copper_on:
@@ -531,8 +312,8 @@ def _chunk(
             np.multiply(eps[n_factors], sc[S_XI_SD] * cu_own, out=tmp)
             xi += tmp
             if plan.u_copper >= 0:
-                hit, counts = _jumps(u[plan.u_copper], plan.copper_table)
-                _add_jumps(xi, hit, counts, sc[S_CU_JUMP_MU], sc[S_CU_JUMP_SD], rng)
+                hit, counts = jumps(u[plan.u_copper], plan.copper_table)
+                add_jumps(xi, hit, counts, sc[S_CU_JUMP_MU], sc[S_CU_JUMP_SD], rng)
         copper_row = rows[2 * n_regions]
         log_copper = logs[copper_row] if copper_row >= 0 else spare
         np.add(chi, xi, out=log_copper)
@@ -550,37 +331,8 @@ def _chunk(
             ur = u[plan.u_regime]
             regime = (ur[None, :] >= plan.regime_cdf[:, regime]).sum(axis=0)
         for g in range(n_gens):
-            q = gpu[g]
-            y = y_gpu[g]
-            y *= q[G_OU_A]
-            if plan.gpu_on:
-                np.multiply(z[2 + n_regions + g], q[G_OU_B], out=tmp)
-                y += tmp
-            # dev = ln rent - trend
-            np.multiply(demand, q[G_BETA], out=dev)
-            dev += y
-            if plan.gpu_regimes:
-                dev += a.regime_offset[regime]
-            rent_row = rows[2 * n_regions + 1 + 2 * g]
-            resale_row = rows[2 * n_regions + 2 + 2 * g]
-            if rent_row >= 0 or keeping:
-                log_rent = logs[rent_row] if rent_row >= 0 else spare
-                np.add(dev, plan.trend[g, t], out=log_rent)
-                rent = values[rent_row] if rent_row >= 0 else tmp
-                np.exp(log_rent, out=rent)
-                if channels is not None:
-                    channels[1 + g, t] = rent
-            if resale_row >= 0 or keeping:
-                log_resale = logs[resale_row] if resale_row >= 0 else spare
-                np.multiply(dev, q[G_ELASTICITY], out=log_resale)
-                log_resale += plan.resale_base[g, t]
-                if q[G_SUCC_LO] >= 0:
-                    step_down[g, launch[g] == t] = q[G_LN_STEP]
-                    log_resale += step_down[g]
-                resale = values[resale_row] if resale_row >= 0 else tmp
-                np.exp(log_resale, out=resale)
-                if channels is not None:
-                    channels[1 + n_gens + g, t] = resale
+            gpu_month(a, plan, g, t, demand, z, regime, y_gpu, step_down, launch, logs, values,
+                       dev, tmp, spare, channels)  # fmt: skip
         # -- the month's histograms and fixed-point sums of every reported factor
         if plan.n_out:
             np.multiply(logs, plan.bin_scale[t, :, None], out=bins)
@@ -594,95 +346,6 @@ def _chunk(
             bins += 0.5
             np.copyto(fixed, bins, casting="unsafe")
             stats.sums[:, t] += fixed.sum(axis=1)
-    _site_costs(stats, a, lay, months, cum, copper)
-    _curtailed_w(stats, lay, months, events)
+    site_costs(stats, a, lay, months, cum, copper)
+    curtailed_w(stats, lay, months, events)
     return cum, copper
-
-
-def _site_costs(
-    stats: NumpyMarketStats,
-    a: MarketArrays,
-    lay: dict[str, np.ndarray],
-    months: np.ndarray,
-    cum: np.ndarray,
-    copper: np.ndarray,
-) -> None:
-    """Each site's capex (copper at its phases' months) and energy cost, over built paths."""
-    horizon = stats.horizon
-    sc = a.scalars
-    site_scale = SITE_BINS / (2.0 * SITE_HALF_WIDTH)
-    for s in range(lay["site_region"].shape[0]):
-        start, end = lay["site_phase_start"][s], lay["site_phase_end"][s]
-        first = months[start]
-        built = np.flatnonzero(first <= horizon)
-        if built.size == 0:
-            continue
-        r = lay["site_region"][s]
-        capex = np.zeros(built.size)
-        copper_cost = np.zeros(built.size)
-        energy = np.zeros(built.size)
-        total = cum[r, horizon, built]
-        for p in range(start, end):
-            m = months[p, built]
-            within = m <= horizon
-            m = np.minimum(m, horizon)
-            mw = lay["phase_mw"][p]
-            cu = copper[m, built] * (mw * sc[S_CU_INTENSITY]) * within
-            capex += cu + (mw * sc[S_FACILITY_EX_CU]) * within
-            copper_cost += cu
-            energy += (total - cum[r, m - 1, built]) * (mw * lay["site_pue"][s]) * within
-        per_month = energy / (horizon - first[built] + 1)
-        for kind, value in ((SITE_CAPEX, capex), (SITE_ENERGY, per_month)):
-            x = np.log(value)
-            x -= lay["site_center"][s, kind]
-            x *= site_scale
-            x += 0.5 * SITE_BINS
-            np.fmax(x, 0.0, out=x)
-            np.minimum(x, SITE_BINS - 1.0, out=x)
-            stats.site_hist[s, kind] += np.bincount(x.astype(np.intp), minlength=SITE_BINS)
-        for k, (value, unit) in enumerate(
-            ((capex, 1e3), (copper_cost, 1e3), (energy, 1e3), (per_month, 1.0))
-        ):
-            stats.site_sums[s, k] += (value / unit + 0.5).astype(np.int64).sum()
-        stats.site_sums[s, 4] += built.size
-
-
-def _curtailed_w(
-    stats: NumpyMarketStats,
-    lay: dict[str, np.ndarray],
-    months: np.ndarray,
-    events: list[list[tuple[int, np.ndarray]]],
-) -> None:
-    """W curtailed by scope and month: each event takes a share of the phases energized."""
-    width = stats.curtailed_w.shape[1]
-    for r, happened in enumerate(events):
-        if not happened:
-            continue
-        ts = np.concatenate([np.full(idx.size, t) for t, idx in happened])
-        paths = np.concatenate([idx for _, idx in happened])
-        start, stop = lay["region_phase_start"][r], lay["region_phase_start"][r + 1]
-        for p in lay["region_phase_index"][start:stop]:
-            online = months[p, paths] <= ts
-            counts = np.bincount(ts[online], minlength=width)[:width]
-            for scope in lay["phase_scopes"][p]:
-                stats.curtailed_w[scope] += lay["phase_curtail_w"][p] * counts
-
-
-def factor_table(stats: NumpyMarketStats, arrays: MarketArrays) -> dict[str, np.ndarray]:
-    """Mean and quantiles of every reported factor by month, as the engine's market_by_month.
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        ``mean`` and ``p5`` ... ``p95``: ``float64[n_out, T]`` (months 1..T), and the
-        event probabilities ``copper_squeeze`` (``[T]``) and ``curtailment`` (``[R, T]``).
-    """
-    n = max(stats.n_paths, 1)
-    half = MARKET_BINS / (2.0 * arrays.bin_scale[:, 1:])
-    table = {"mean": stats.sums[:, 1:] * arrays.unit[:, None] / n}
-    for label, q in QUANTILES.items():
-        binned = quantiles_from_log_histogram(stats.hist[:, 1:], arrays.center[:, 1:], q, half)
-        table[label] = arrays.value_offset[:, 1:] + arrays.value_slope[:, None] * binned
-    table["copper_squeeze"] = stats.squeeze_months[1:] / n
-    table["curtailment"] = stats.curtail_months[:, 1:] / n
-    return table

@@ -41,7 +41,7 @@ from engine.finance_stats import FinanceStats
 from engine.market_layout import S_CU_INTENSITY, S_FACILITY_EX_CU
 from engine.market_stats import MarketStats
 from engine.scenario import Book
-from engine.simulate import Scopes, build_scopes
+from engine.scopes import Scopes, build_scopes
 
 __all__ = ["CHUNK", "WholeStats", "simulate_whole", "whole_tables"]
 

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from engine.finance_arrays import DSCR_RANGE
-from engine.finance_quantiles import Z95, binomial_se, histogram_value_at_rank
+from engine.histograms import Z95, binomial_se, histogram_value_at_rank
 from engine.kernels.finance_fields import (
     F_LOSS_UNIT,
     FAN_BINS,

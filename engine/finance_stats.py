@@ -24,8 +24,8 @@ from engine.config import Settings
 from engine.demand_arrays import DemandArrays
 from engine.errors import InputError
 from engine.finance_arrays import DSCR_RANGE, LTV_TOP, FinanceArrays, lower_finance
-from engine.finance_quantiles import binomial_se, histogram_value_at_rank
 from engine.finance_risk import risk_summary
+from engine.histograms import binomial_se, histogram_value_at_rank
 from engine.kernels.finance_fields import (
     FAN_BINS,
     FS_ENABLED,

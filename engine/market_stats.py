@@ -22,6 +22,7 @@ import polars as pl
 from engine.config import Settings
 from engine.demand_stats import DemandStats
 from engine.errors import InputError
+from engine.histograms import QUANTILES, mean_se_from_log_histogram, quantiles_from_log_histogram
 from engine.kernels.lanes import LANES
 from engine.kernels.markets import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY, market_statistics
 from engine.market_arrays import lower_markets, trace_channels
@@ -36,77 +37,11 @@ from engine.market_layout import (
     MarketArrays,
 )
 from engine.scenario import Book
-from engine.simulate import Scopes, build_scopes
+from engine.scopes import Scopes, build_scopes
 
-__all__ = ["QUANTILES", "MarketStats", "quantiles_from_log_histogram"]
+__all__ = ["SITE_BINS", "MarketStats", "trace_markets"]
 
-QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
 SITE_BINS = 2048
-
-
-def quantiles_from_log_histogram(
-    counts: np.ndarray, center: np.ndarray, q: float, half_width: np.ndarray | float
-) -> np.ndarray:
-    """Quantile q of values binned in ln(value) - center, interpolated inside the bin.
-
-    Parameters
-    ----------
-    counts : numpy.ndarray
-        ``int64[..., B]`` paths per bin.
-    center : numpy.ndarray
-        ``float64[...]`` ln value at the middle of the bin range.
-    q : float
-        Probability in (0, 1).
-    half_width : numpy.ndarray or float
-        Half-width of the bin range in ln value (broadcast like ``center``).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float64[...]`` the quantile (nan where there are no paths).
-    """
-    n_bins = counts.shape[-1]
-    width = 2.0 * half_width / n_bins
-    cum = np.cumsum(counts, axis=-1)
-    total = cum[..., -1]
-    target = q * total
-    k = np.argmax(cum >= target[..., None], axis=-1)
-    before = np.take_along_axis(cum, k[..., None], axis=-1)[..., 0]
-    inside = np.take_along_axis(counts, k[..., None], axis=-1)[..., 0]
-    before = before - inside
-    frac = np.where(inside > 0, (target - before) / np.maximum(inside, 1), 0.0)
-    log_value = center - half_width + (k + frac) * width
-    return np.where(total > 0, np.exp(log_value), np.nan)
-
-
-def mean_se_from_log_histogram(
-    counts: np.ndarray, center: np.ndarray, half_width: np.ndarray | float
-) -> np.ndarray:
-    """Return the standard error of the mean, sqrt(var / N), var from the bin mid-points.
-
-    Parameters
-    ----------
-    counts : numpy.ndarray
-        ``int64[..., B]`` paths per bin of ln(value) - center.
-    center : numpy.ndarray
-        ``float64[...]`` ln value at the middle of the bin range.
-    half_width : numpy.ndarray or float
-        Half-width of the bin range in ln value.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float64[...]`` (nan where there are no paths).
-    """
-    n_bins = counts.shape[-1]
-    half = np.asarray(half_width, dtype=float)[..., None]
-    offsets = (np.arange(n_bins) + 0.5) / n_bins * 2.0 - 1.0
-    values = np.exp(np.asarray(center, dtype=float)[..., None] + offsets * half)
-    n = counts.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (counts * values).sum(axis=-1) / n
-        var = (counts * (values - mean[..., None]) ** 2).sum(axis=-1) / np.maximum(n - 1, 1)
-        return np.where(n > 0, np.sqrt(var / n), np.nan)
 
 
 @dataclass
@@ -374,7 +309,7 @@ class MarketStats:
 def _layout(book: Book, arrays: MarketArrays, settings: Settings) -> dict[str, np.ndarray]:
     """Site, phase and region arrays the market kernel needs for costs and curtailment.
 
-    The scopes of a phase are those of :func:`engine.simulate.build_scopes`, in its
+    The scopes of a phase are those of :func:`engine.scopes.build_scopes`, in its
     order: the total (0), then each operator, then each site.
     """
     regions = {r.id: k for k, r in enumerate(book.regions)}

@@ -27,7 +27,7 @@ from engine.errors import InputError
 from engine.market_stats import MarketStats
 from engine.resources import conf_dir
 from engine.scenario import load_book
-from engine.simulate import build_scopes
+from engine.scopes import build_scopes
 
 __all__ = ["GROUPS", "expand_sweep", "parse_overrides", "to_settings", "validate_command_line"]
 

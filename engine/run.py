@@ -25,7 +25,8 @@ from engine.market_stats import MarketStats
 from engine.resources import scenario_path
 from engine.results import command_line, git_commit, package_versions, write_run
 from engine.scenario import Book, load_book
-from engine.simulate import available_cores, build_scopes, simulate_capacity
+from engine.scopes import build_scopes
+from engine.simulate import available_cores, simulate_capacity
 from engine.tables import capacity_by_month, site_energization
 
 __all__ = [

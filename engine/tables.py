@@ -15,7 +15,8 @@ import numpy as np
 import polars as pl
 
 from engine.scenario import Book
-from engine.simulate import MEASURE_SCALE, CapacityStats, Scopes
+from engine.scopes import MEASURE_SCALE, Scopes
+from engine.simulate import CapacityStats
 
 __all__ = [
     "CAPACITY_QUANTILES",

@@ -61,7 +61,7 @@ def test_max_of_items_has_the_copula_cdf(rho: tuple[float, float]) -> None:
     z_i(t) = Phi^-1(F_i(t)) for the two construction items (one kind, one site: correlated
     rho_campus, docs/model.md 3.3); items of different kinds are independent. With
     correlations 0 this is the product of the four scipy CDFs. No copper squeeze here
-    (its stretch of equipment lead times is tested in test_markets.py).
+    (its stretch of equipment lead times is tested in test_market_squeeze.py).
     """
     book = make_book(
         [

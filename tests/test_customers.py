@@ -278,7 +278,7 @@ def test_market_kernel_refuses_series_the_demand_side_cannot_read() -> None:
     channels or groups, the market kernel is not called (it would read past them)."""
     from engine.demand_stats import DemandStats
     from engine.market_stats import MarketStats
-    from engine.simulate import build_scopes
+    from engine.scopes import build_scopes
 
     book = load_book("reference")
     s = make_settings(100, horizon=24)

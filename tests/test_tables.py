@@ -24,7 +24,8 @@ from conftest import (
 
 from engine.run import compute_tables
 from engine.scenario import Book
-from engine.simulate import CapacityStats, Scopes, build_scopes
+from engine.scopes import Scopes, build_scopes
+from engine.simulate import CapacityStats
 
 N_PATHS, HORIZON, SEED = 20_000, 36, 13
 #: A run so small that neighbouring order statistics differ: N q is an integer for every

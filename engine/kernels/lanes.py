@@ -13,7 +13,7 @@ range reduction, x = k ln 2 + r with |r| <= ln 2 / 2 (ln 2 split in a high and
 a low part as in fdlibm), then exp(r) by its Taylor series to degree 13
 (truncation below 1e-17 relative) and 2**k built in the exponent bits. The
 result is within 1 unit in the last place of libm's exp on the tested ranges
-for -708 <= x <= 709 (tests/test_markets.py); below -708 it returns 0 (libm:
+for -708 <= x <= 709 (tests/test_lane_arithmetic.py); below -708 it returns 0 (libm:
 a subnormal, or 0 below -745), between 709 and 709.78 exp(709), above it inf,
 and nan stays nan. No market value comes near these ends.
 """

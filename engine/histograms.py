@@ -1,0 +1,120 @@
+"""Quantiles and standard errors read from the integer histograms and counts of a run.
+
+Linear histograms (the finance's fans, minimum DSCR and losses): the value at a
+rank, interpolated inside its bin. Log-value histograms (the market factors,
+binned in ln(value) around a central path): a quantile, interpolated linearly in
+ln value inside its bin, and the standard error of the mean from the bins'
+mid-points. Binomial standard errors of probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "QUANTILES",
+    "Z95",
+    "binomial_se",
+    "histogram_value_at_rank",
+    "mean_se_from_log_histogram",
+    "quantiles_from_log_histogram",
+]
+
+#: The quantiles of the market tables, by column name.
+QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
+
+#: Normal quantile of the two-sided 95% confidence intervals.
+Z95 = 1.959963984540054
+
+
+def histogram_value_at_rank(counts: np.ndarray, lo: float, width: float, rank: float) -> float:
+    """Value of the ``rank``-th smallest path (1-based, fractional) of a linear histogram.
+
+    Bins are ``[lo + k width, lo + (k + 1) width)``; inside a bin the values are
+    taken as evenly spread (linear interpolation of the empirical CDF).
+    """
+    cum = np.cumsum(counts)
+    n = int(cum[-1]) if cum.size else 0
+    if n == 0:
+        return math.nan
+    rank = min(max(rank, 0.0), float(n))
+    k = int(np.searchsorted(cum, rank, side="left"))
+    k = min(k, counts.size - 1)
+    below = float(cum[k - 1]) if k > 0 else 0.0
+    inside = float(counts[k])
+    frac = (rank - below) / inside if inside > 0 else 0.0
+    return lo + (k + min(max(frac, 0.0), 1.0)) * width
+
+
+def binomial_se(count: np.ndarray | float, n: int | np.ndarray) -> np.ndarray:
+    """Binomial standard error of the probability count / n."""
+    n_arr = np.maximum(np.asarray(n, dtype=float), 1.0)
+    p = np.asarray(count, dtype=float) / n_arr
+    return np.sqrt(p * (1.0 - p) / n_arr)
+
+
+def quantiles_from_log_histogram(
+    counts: np.ndarray, center: np.ndarray, q: float, half_width: np.ndarray | float
+) -> np.ndarray:
+    """Quantile q of values binned in ln(value) - center, interpolated inside the bin.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``int64[..., B]`` paths per bin.
+    center : numpy.ndarray
+        ``float64[...]`` ln value at the middle of the bin range.
+    q : float
+        Probability in (0, 1).
+    half_width : numpy.ndarray or float
+        Half-width of the bin range in ln value (broadcast like ``center``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64[...]`` the quantile (nan where there are no paths).
+    """
+    n_bins = counts.shape[-1]
+    width = 2.0 * half_width / n_bins
+    cum = np.cumsum(counts, axis=-1)
+    total = cum[..., -1]
+    target = q * total
+    k = np.argmax(cum >= target[..., None], axis=-1)
+    before = np.take_along_axis(cum, k[..., None], axis=-1)[..., 0]
+    inside = np.take_along_axis(counts, k[..., None], axis=-1)[..., 0]
+    before = before - inside
+    frac = np.where(inside > 0, (target - before) / np.maximum(inside, 1), 0.0)
+    log_value = center - half_width + (k + frac) * width
+    return np.where(total > 0, np.exp(log_value), np.nan)
+
+
+def mean_se_from_log_histogram(
+    counts: np.ndarray, center: np.ndarray, half_width: np.ndarray | float
+) -> np.ndarray:
+    """Return the standard error of the mean, sqrt(var / N), var from the bin mid-points.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``int64[..., B]`` paths per bin of ln(value) - center.
+    center : numpy.ndarray
+        ``float64[...]`` ln value at the middle of the bin range.
+    half_width : numpy.ndarray or float
+        Half-width of the bin range in ln value.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64[...]`` (nan where there are no paths).
+    """
+    n_bins = counts.shape[-1]
+    half = np.asarray(half_width, dtype=float)[..., None]
+    offsets = (np.arange(n_bins) + 0.5) / n_bins * 2.0 - 1.0
+    values = np.exp(np.asarray(center, dtype=float)[..., None] + offsets * half)
+    n = counts.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (counts * values).sum(axis=-1) / n
+        var = (counts * (values - mean[..., None]) ** 2).sum(axis=-1) / np.maximum(n - 1, 1)
+        return np.where(n > 0, np.sqrt(var / n), np.nan)
