@@ -11,9 +11,7 @@ streams and ignores its copula shocks, so the other factors keep their draws.
 Paths run as SIMD lanes (engine/kernels/lanes.py): a group of ``LANES`` paths
 advances month by month together, the arithmetic vectorised across the group,
 each path drawing from its own streams in the order above. The months of one
-group are in engine/kernels/market_month.py (copula, electricity, GPU market)
-and engine/kernels/market_steps.py (the group's start, electricity and copper
-draws, month-indexed constants), what is recorded in
+group are in engine/kernels/market_steps.py, what is recorded in
 engine/kernels/market_records.py.
 
 With a demand side, each group's contracts and finance run right after its
@@ -36,19 +34,35 @@ from numba import njit
 from engine.kernels.aggregate import group_months
 from engine.kernels.demand_blocks import demand_scratch
 from engine.kernels.demand_kernel import demand_group
-from engine.kernels.factors import REGIME_SQUEEZE
-from engine.kernels.lanes import LANES, exp_lanes
-from engine.kernels.market_month import (
-    TRACE_FIXED,
-    TRACE_PER_REGION,
-    copula_scores,
-    electricity_month,
-    gpu_month,
+from engine.kernels.factors import (
+    REGIME_SQUEEZE,
+    chi_square,
+    markov_step,
+    t_to_normal,
 )
-from engine.kernels.market_records import operator_capex, operator_energy, path_costs, record_lanes
-from engine.kernels.market_steps import copper_draws, month_constants, start_lanes
+from engine.kernels.lanes import LANES, exp_lanes
+from engine.kernels.market_records import (
+    operator_capex,
+    operator_energy,
+    path_costs,
+    record_lanes,
+)
+from engine.kernels.market_steps import (
+    copper_draws,
+    electricity_draws,
+    month_constants,
+    resale_lanes,
+    start_lanes,
+)
 from engine.kernels.prefetch import COUNTS_PER_LINE, prefetch_row
 from engine.market_layout import (
+    DAYS_PER_MONTH,
+    G_BETA,
+    G_OU_A,
+    G_OU_B,
+    HOURS_PER_MONTH,
+    R_CAP_MU,
+    R_CURTAIL_SHARE,
     R_PPA_SHARE,
     R_SPIKE_MEAN,
     S_CU_A,
@@ -62,6 +76,12 @@ from engine.market_layout import (
     S_SQ_PREMIUM,
     S_XI_DRIFT,
 )
+from engine.rng import next_normal
+
+#: Stream columns (x LANES) of the Student-t scale and the GPU regime (copper: market_steps).
+ST_COPULA, ST_GPU_REGIME = 0, 3
+#: Trace channels before the copula shocks, and per region (see trace_channels).
+TRACE_FIXED, TRACE_PER_REGION = 5, 5
 
 
 @njit(cache=True, error_model="numpy")
@@ -235,20 +255,6 @@ def market_block(
     bits = np.zeros(LANES, dtype=np.int64)
     pow2 = bits.view(np.float64)
     dem_scratch = demand_scratch(horizon, dem_in, fin_inputs, b_dem)
-    # the month functions' arguments, grouped (engine/kernels/market_month.py)
-    elec_state = (x_ou, y_spike, log_charge, charge, spikes, event, uniform)
-    gpu_state = (gpu_regime, y_gpu, launch)
-    gpu_constants = (
-        rent_trend,
-        resale_base,
-        resale_log_factor,
-        resale_factor,
-        step_factor,
-        unit_elasticity,
-    )
-    records = (b_hist, b_sums, bin_map, recs)
-    costs = (b_curtail, curtailed, n_curtailed, cum, spent)
-    scratch = (log_v, value, price, bits, pow2)
     first, last = b * per_block, min(n_paths, (b + 1) * per_block)
     for i0 in range(first, last, LANES):
         n_active = min(LANES, last - i0)
@@ -274,7 +280,22 @@ def market_block(
                 for line in range(0, n_bins, COUNTS_PER_LINE):
                     prefetch_row(b_hist, (b, t, row, line))
             # -- copula shocks
-            copula_scores(rng, shock0, n_active, student, nu, copula_factor, t_table, eps, scale, z)
+            for f in range(n_factors):
+                for lane in range(n_active):
+                    eps[f, lane] = next_normal(rng, (shock0 + f) * LANES + lane)
+            if student:
+                for lane in range(n_active):
+                    scale[lane] = math.sqrt(nu / chi_square(rng, ST_COPULA * LANES + lane, nu))
+            for f in range(n_factors):
+                for lane in range(LANES):
+                    z[f, lane] = 0.0
+                for k in range(f + 1):
+                    coef = copula_factor[f, k]
+                    for lane in range(LANES):
+                        z[f, lane] += coef * eps[k, lane]
+                if student:
+                    for lane in range(n_active):
+                        z[f, lane] = t_to_normal(z[f, lane] * scale[lane], t_table)
             # -- AI demand
             for lane in range(LANES):
                 demand[lane] = phi * demand[lane] + demand_b * z[0, lane]
@@ -284,10 +305,51 @@ def market_block(
             # -- electricity
             new_year = t > 1 and (t - 1) % 12 == 0
             for r in range(n_regions):
-                electricity_month(rng, b, t, i0, r, n_active, elec_on, new_year, region,
-                    spike_p0[r], z, energy_base, fixed_cost, unhedged[r], elec_state, report,
-                    records, costs, finance, tracing, trace,
-                    TRACE_FIXED + n_factors + TRACE_PER_REGION * r, scratch)  # fmt: skip
+                for lane in range(LANES):
+                    event[lane] = False
+                if elec_on:
+                    electricity_draws(rng, (4 + r) * LANES, r, region, spike_p0[r], new_year,
+                        n_active, z, 1 + r, x_ou, y_spike, log_charge, charge, spikes, event,
+                        uniform)  # fmt: skip
+                elif new_year:
+                    for lane in range(LANES):
+                        log_charge[r, lane] += region[r, R_CAP_MU]
+                        charge[r, lane] = math.exp(log_charge[r, lane])
+                base = energy_base[r, t]
+                for lane in range(LANES):
+                    log_v[lane] = base + x_ou[r, lane] + y_spike[r, lane]
+                exp_lanes(log_v, price, bits, pow2)
+                hedged, open_share = fixed_cost[r, t], unhedged[r]
+                for lane in range(LANES):
+                    value[lane] = hedged + open_share * price[lane]
+                # binned in ln energy price: all-in is increasing in it (no log needed)
+                row = report[2 * r]
+                record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, recs)
+                row = report[2 * r + 1]
+                record_lanes(b_hist, b_sums, b, row, t, log_charge[r], charge[r], n_active,
+                    bin_map, recs)  # fmt: skip
+                for lane in range(n_active):
+                    if event[lane]:
+                        b_curtail[b, r, t] += 1
+                        curtailed[r, lane, n_curtailed[r, lane]] = t
+                        n_curtailed[r, lane] += 1
+                kept = 1.0 - region[r, R_CURTAIL_SHARE]
+                for lane in range(LANES):
+                    available = kept if event[lane] else 1.0
+                    cum[r, t, lane] = cum[r, t - 1, lane] + (
+                        HOURS_PER_MONTH * value[lane] * available + DAYS_PER_MONTH * charge[r, lane]
+                    )
+                if finance:  # the month's cost, once per region (not per phase)
+                    for lane in range(LANES):
+                        spent[r, lane] = cum[r, t, lane] - cum[r, t - 1, lane]
+                if tracing:
+                    c = TRACE_FIXED + n_factors + TRACE_PER_REGION * r
+                    for lane in range(n_active):
+                        trace[i0 + lane, c, t] = math.log(value[lane])
+                        trace[i0 + lane, c + 1, t] = log_v[lane]
+                        trace[i0 + lane, c + 2, t] = charge[r, lane]
+                        trace[i0 + lane, c + 3, t] = event[lane]
+                        trace[i0 + lane, c + 4, t] = spikes[lane] if elec_on else 0
             if finance:  # the operators' energy cost in t, while it is in L1
                 operator_energy(series, ch_energy, n_ops, t, months_lanes, spent, site_region,
                     site_pue, site_operator, site_phase_start, site_phase_end,
@@ -320,10 +382,43 @@ def market_block(
                     for f in range(n_factors):
                         trace[i0 + lane, TRACE_FIXED + f, t] = z[f, lane]
             # -- GPU market
-            gpu_month(rng, b, t, i0, n_active, gpu_on, gpu_regimes, z, 2 + n_regions, demand, gpu,
-                regime_transition, regime_offset, gpu_constants, gpu_state, report,
-                2 * n_regions + 1, records, series, keeping, finance, tracing, trace,
-                TRACE_FIXED + n_factors + TRACE_PER_REGION * n_regions, scratch)  # fmt: skip
+            if gpu_regimes:
+                for lane in range(n_active):
+                    gpu_regime[lane] = markov_step(
+                        rng, ST_GPU_REGIME * LANES + lane, gpu_regime[lane], regime_transition
+                    )
+            for g in range(n_gens):
+                ou_a = gpu[g, G_OU_A]
+                ou_b = gpu[g, G_OU_B] if gpu_on else 0.0
+                zg = 2 + n_regions + g
+                trend, beta = rent_trend[g, t], gpu[g, G_BETA]
+                for lane in range(LANES):
+                    y_gpu[g, lane] = ou_a * y_gpu[g, lane] + ou_b * z[zg, lane]
+                    log_v[lane] = trend + beta * demand[lane] + y_gpu[g, lane]
+                if gpu_regimes:
+                    for lane in range(LANES):
+                        log_v[lane] += regime_offset[gpu_regime[lane]]
+                exp_lanes(log_v, value, bits, pow2)
+                if keeping:
+                    for lane in range(LANES):
+                        series[1 + g, t, lane] = value[lane]
+                row = report[2 * n_regions + 1 + 2 * g]
+                record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, recs)
+                if tracing:
+                    c = TRACE_FIXED + n_factors + TRACE_PER_REGION * n_regions + 2 * g
+                    for lane in range(n_active):
+                        trace[i0 + lane, c, t] = log_v[lane]
+                resale_lanes(t, g, gpu, launch, trend, resale_base, resale_log_factor,
+                    resale_factor, step_factor, unit_elasticity, log_v, value, bits,
+                    pow2)  # fmt: skip
+                if finance:
+                    for lane in range(LANES):
+                        series[1 + n_gens + g, t, lane] = value[lane]
+                row = report[2 * n_regions + 2 + 2 * g]
+                record_lanes(b_hist, b_sums, b, row, t, log_v, value, n_active, bin_map, recs)
+                if tracing:
+                    for lane in range(n_active):
+                        trace[i0 + lane, c + 1, t] = log_v[lane]
             if tracing:
                 for lane in range(n_active):
                     trace[i0 + lane, 2, t] = gpu_regime[lane]

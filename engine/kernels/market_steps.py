@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from engine.kernels.factors import NEVER, poisson_inverse, squeeze_spell, squeeze_start
-from engine.kernels.lanes import LANES
+from engine.kernels.lanes import LANES, exp_lanes
 from engine.market_layout import (
     G_AGE0,
     G_DRIFT,
@@ -62,6 +62,7 @@ __all__ = [
     "copper_draws",
     "electricity_draws",
     "month_constants",
+    "resale_lanes",
     "start_lanes",
 ]
 
@@ -309,3 +310,43 @@ def start_lanes(
                 launch[g, lane] = int(lo) + int(u * (hi - lo + 1.0))
             else:
                 launch[g, lane] = int((lo + hi) // 2)
+
+
+@njit(cache=True, inline="always")
+def resale_lanes(
+    t: int,
+    g: int,
+    gpu: np.ndarray,
+    launch: np.ndarray,
+    trend: float,
+    resale_base: np.ndarray,
+    resale_log_factor: np.ndarray,
+    resale_factor: np.ndarray,
+    step_factor: np.ndarray,
+    unit_elasticity: np.ndarray,
+    log_value: np.ndarray,
+    value: np.ndarray,
+    bits: np.ndarray,
+    pow2: np.ndarray,
+) -> None:
+    """Turn generation ``g``'s ln rent and rent (in place) into ln resale and resale ($/GPU).
+
+    ln resale = resale_base + elasticity x (ln rent - ln trend) + the successor
+    step-down from the launch month on. With elasticity 1 that is rent x a
+    factor of the month, so no exponential is needed.
+    """
+    ln_step, step = gpu[g, G_LN_STEP], step_factor[g]
+    if unit_elasticity[g]:
+        ln_f, f_resale = resale_log_factor[g, t], resale_factor[g, t]
+        for lane in range(LANES):
+            after = t >= launch[g, lane]
+            log_value[lane] = log_value[lane] + ln_f + (ln_step if after else 0.0)
+            value[lane] = value[lane] * f_resale * (step if after else 1.0)
+    else:
+        base, elasticity = resale_base[g, t], gpu[g, G_ELASTICITY]
+        for lane in range(LANES):
+            after = t >= launch[g, lane]
+            log_value[lane] = (
+                base + elasticity * (log_value[lane] - trend) + (ln_step if after else 0.0)
+            )
+        exp_lanes(log_value, value, bits, pow2)
