@@ -26,6 +26,7 @@ from engine.config import Settings
 from engine.demand_arrays import DemandArrays, lower_demand
 from engine.errors import InputError
 from engine.finance_stats import FinanceStats
+from engine.histograms import QUANTILES, binomial_se, quantiles_from_linear_histogram
 from engine.kernels.contract_records import LOST_SHARES, N_DSC
 from engine.kernels.contracts import (
     C_RATE,
@@ -48,46 +49,11 @@ from engine.kernels.contracts import (
 from engine.kernels.demand_kernel import contract_statistics
 from engine.scenario import Book
 
-__all__ = ["DemandStats", "quantiles_from_linear_histogram"]
+__all__ = ["DemandStats"]
 
-QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
 CONTRACT_BINS = 1024
 REVENUE_BINS = 256
 SHARE_BINS = 200
-
-
-def quantiles_from_linear_histogram(counts: np.ndarray, top: np.ndarray, q: float) -> np.ndarray:
-    """Quantile q of values binned linearly on [0, top], interpolated inside the bin.
-
-    Parameters
-    ----------
-    counts : numpy.ndarray
-        ``int64[..., B]`` values per bin.
-    top : numpy.ndarray
-        Upper end of the range (broadcast against ``counts[..., 0]``).
-    q : float
-        Probability in (0, 1).
-
-    Returns
-    -------
-    numpy.ndarray
-        The quantiles (nan where there are no values).
-    """
-    n_bins = counts.shape[-1]
-    cum = np.cumsum(counts, axis=-1)
-    n = cum[..., -1]
-    target = q * n
-    k = np.minimum((cum < target[..., None]).sum(axis=-1), n_bins - 1)
-    below = np.where(k > 0, np.take_along_axis(cum, np.maximum(k - 1, 0)[..., None], -1)[..., 0], 0)
-    inside = np.take_along_axis(counts, k[..., None], -1)[..., 0]
-    frac = np.where(inside > 0, (target - below) / np.maximum(inside, 1), 0.0)
-    width = np.asarray(top, dtype=float) / n_bins
-    return np.where(n > 0, (k + np.clip(frac, 0.0, 1.0)) * width, np.nan)
-
-
-def _binomial_se(count: np.ndarray, n: int) -> np.ndarray:
-    p = count / n
-    return np.sqrt(p * (1.0 - p) / n)
 
 
 @dataclass
@@ -248,7 +214,7 @@ class DemandStats:
             ("p_renewed", S_RENEWED),
         ):
             data[name] = s[:, col] / n
-            data[f"{name}_se"] = _binomial_se(s[:, col], n)
+            data[f"{name}_se"] = binomial_se(s[:, col], n)
         data["revenue_mean_usd"] = mean
         data["revenue_mean_se_usd"] = np.sqrt(var / n)
         for label in ("p5", "p50", "p95"):
@@ -382,5 +348,5 @@ class DemandStats:
             count = self.lost_counts[:, j]
             key = f"p_lose_more_than_{int(share * 100)}pct"
             data[key] = count / n
-            data[f"{key}_se"] = _binomial_se(count, n)
+            data[f"{key}_se"] = binomial_se(count, n)
         return pl.DataFrame(data).with_columns(pl.selectors.float().cast(pl.Float64))

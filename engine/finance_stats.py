@@ -25,7 +25,7 @@ from engine.demand_arrays import DemandArrays
 from engine.errors import InputError
 from engine.finance_arrays import DSCR_RANGE, LTV_TOP, FinanceArrays, lower_finance
 from engine.finance_risk import risk_summary
-from engine.histograms import binomial_se, histogram_value_at_rank
+from engine.histograms import QUANTILES, binomial_se, histogram_value_at_rank
 from engine.kernels.finance_fields import (
     FAN_BINS,
     FS_ENABLED,
@@ -56,8 +56,6 @@ from engine.kernels.finance_fields import (
 from engine.scenario import Book
 
 __all__ = ["FinanceStats"]
-
-FAN_QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
 
 
 @dataclass
@@ -204,7 +202,7 @@ class FinanceStats:
                         defined > 0, s[:, MS_LTV] * RATIO_UNIT / np.maximum(defined, 1), np.nan
                     )
                     data["ltv_defined_share"] = np.where(alive > 0, defined / per, np.nan)
-                for label, q in FAN_QUANTILES.items():
+                for label, q in QUANTILES.items():
                     data[f"{name}_{label}"] = [
                         histogram_value_at_rank(row, lo, width, q * row.sum())
                         if row.sum() > 0

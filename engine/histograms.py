@@ -1,10 +1,11 @@
 """Quantiles and standard errors read from the integer histograms and counts of a run.
 
-Linear histograms (the finance's fans, minimum DSCR and losses): the value at a
-rank, interpolated inside its bin. Log-value histograms (the market factors,
-binned in ln(value) around a central path): a quantile, interpolated linearly in
-ln value inside its bin, and the standard error of the mean from the bins'
-mid-points. Binomial standard errors of probabilities.
+Linear histograms (the finance's fans, minimum DSCR and losses; contract revenue
+and concentration on [0, top]): the value at a rank or a quantile, interpolated
+inside its bin. Log-value histograms (the market factors, binned in ln(value)
+around a central path): a quantile, interpolated linearly in ln value inside its
+bin, and the standard error of the mean from the bins' mid-points. Binomial
+standard errors of probabilities.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ __all__ = [
     "binomial_se",
     "histogram_value_at_rank",
     "mean_se_from_log_histogram",
+    "quantiles_from_linear_histogram",
     "quantiles_from_log_histogram",
 ]
 
-#: The quantiles of the market tables, by column name.
+#: The quantiles of the market, demand and finance tables, by column name.
 QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
 
 #: Normal quantile of the two-sided 95% confidence intervals.
@@ -46,6 +48,35 @@ def histogram_value_at_rank(counts: np.ndarray, lo: float, width: float, rank: f
     inside = float(counts[k])
     frac = (rank - below) / inside if inside > 0 else 0.0
     return lo + (k + min(max(frac, 0.0), 1.0)) * width
+
+
+def quantiles_from_linear_histogram(counts: np.ndarray, top: np.ndarray, q: float) -> np.ndarray:
+    """Quantile q of values binned linearly on [0, top], interpolated inside the bin.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``int64[..., B]`` values per bin.
+    top : numpy.ndarray
+        Upper end of the range (broadcast against ``counts[..., 0]``).
+    q : float
+        Probability in (0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        The quantiles (nan where there are no values).
+    """
+    n_bins = counts.shape[-1]
+    cum = np.cumsum(counts, axis=-1)
+    n = cum[..., -1]
+    target = q * n
+    k = np.minimum((cum < target[..., None]).sum(axis=-1), n_bins - 1)
+    below = np.where(k > 0, np.take_along_axis(cum, np.maximum(k - 1, 0)[..., None], -1)[..., 0], 0)
+    inside = np.take_along_axis(counts, k[..., None], -1)[..., 0]
+    frac = np.where(inside > 0, (target - below) / np.maximum(inside, 1), 0.0)
+    width = np.asarray(top, dtype=float) / n_bins
+    return np.where(n > 0, (k + np.clip(frac, 0.0, 1.0)) * width, np.nan)
 
 
 def binomial_se(count: np.ndarray | float, n: int | np.ndarray) -> np.ndarray:
