@@ -43,8 +43,9 @@ PATHS = 32_768
 
 
 def _positions(kernel: Any) -> dict[str, int]:
-    """Position of each argument of a numba kernel, by name (from its Python source)."""
-    return {name: k for k, name in enumerate(inspect.signature(kernel.py_func).parameters)}
+    """Position of each argument of a function or numba kernel, by name (from its source)."""
+    function = getattr(kernel, "py_func", kernel)
+    return {name: k for k, name in enumerate(inspect.signature(function).parameters)}
 
 
 def _capture() -> tuple[Any, ...]:
@@ -106,9 +107,9 @@ def main() -> int:
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="ncrisk-kernels-")
     import numba
 
+    from engine.blocks import market_statistics
     from engine.demand_stats import DemandStats
     from engine.finance_stats import FinanceStats
-    from engine.kernels.markets import market_statistics
 
     captured = _capture()
     numba.set_num_threads(1)

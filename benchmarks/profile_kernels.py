@@ -131,7 +131,7 @@ def _child(calls: int, keep_dir: str | None) -> None:
     import kernel_split
     import numba
 
-    from engine.kernels.markets import market_statistics
+    from engine.blocks import market_statistics
 
     captured = kernel_split._capture()
     numba.set_num_threads(1)

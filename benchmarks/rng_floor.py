@@ -174,7 +174,7 @@ class MarketDrawPlan:
 
 
 def market_draw_plan(arrays: MarketArrays, book: Book, horizon: int) -> MarketDrawPlan:
-    """Count the draws of :func:`engine.kernels.markets.market_statistics` (rejections aside).
+    """Count the draws of :func:`engine.blocks.market_statistics` (rejections aside).
 
     Streams, in the kernel's order: copula (the Student-t chi-square), copper,
     copper squeeze, GPU regime, each region's electricity, each generation, then

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from engine.blocks import contract_statistics
 from engine.config import Settings
 from engine.demand_arrays import DemandArrays, lower_demand
 from engine.errors import InputError
@@ -46,7 +47,6 @@ from engine.kernels.contracts import (
     S_REVENUE_SQ,
     S_TERMINATED,
 )
-from engine.kernels.demand_kernel import contract_statistics
 from engine.scenario import Book
 
 __all__ = ["DemandStats"]
@@ -136,10 +136,10 @@ class DemandStats:
             np.uint64(path0),
             energization,
             factor_paths,
-            *dem_in,
+            dem_in,
             fin_in,
             n_blocks,
-            *dem_out,
+            dem_out,
             fin_out,
         )
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import numba
 import numpy as np
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
+import engine.blocks
 from engine.book import lower_capacity
 from engine.config import CapacityConfig, OutputConfig, RunConfig, Settings
 from engine.kernels.capacity import energization_times
@@ -81,3 +84,24 @@ def test_adding_a_site_leaves_other_sites_draws_unchanged() -> None:
     n_extra = len(extra.phases)
     kept = np.delete(after, np.s_[2 : 2 + n_extra], axis=1)
     np.testing.assert_array_equal(before, kept)
+
+
+def test_many_small_blocks_on_two_threads_give_identical_tables(monkeypatch) -> None:
+    """Blocks queued on the threads (more blocks than threads, finishing in any order)."""
+    book = load_book("reference")
+    s = dataclasses.replace(
+        settings(), run=dataclasses.replace(settings().run, n_paths=4_099, horizon_months=36)
+    )
+    whole = tables(book, s, 1)
+    monkeypatch.setattr(engine.blocks, "BLOCK_PATHS", 192)  # 22 blocks a chunk, 3 groups each
+    assert engine.blocks.block_layout(4_099, 2, 64) == (22, 192)
+    assert_same(whole, tables(book, s, 2))
+
+
+def test_a_block_function_that_holds_the_gil_is_refused() -> None:
+    @numba.njit
+    def block(b: int, out: np.ndarray) -> None:
+        out[b] = b
+
+    with pytest.raises(ValueError, match="nogil"):
+        engine.blocks.run_blocks(block, 2, np.zeros(2))

@@ -8,8 +8,9 @@ inputs (engine/kernels/finance_inputs.py), finance month loop
 (engine/kernels/finance.py) and records; histogram bins are added month by
 month. A run calls it from the market kernel (engine/kernels/market_block.py),
 right after each group's markets, while the group's series are in L2.
-``contract_statistics`` runs it on market series given for every path (tests
-that set the markets by hand, and the comparison of the two). Every statistic
+``contract_block`` runs it on market series given for every path (tests
+that set the markets by hand, and the comparison of the two), a block of paths
+at a time (engine/blocks.py ``contract_statistics``). Every statistic
 is an integer: per-block partial results merge to the same bits in any order,
 so the tables do not depend on the blocks.
 """
@@ -17,99 +18,25 @@ so the tables do not depend on the blocks.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from engine.kernels.aggregate import group_months
 from engine.kernels.contract_records import concentration, scatter_group, scope_revenue
 from engine.kernels.contracts import GROUP, contract_group, path_draws
-from engine.kernels.demand_blocks import demand_blocks, demand_scratch, merge_blocks
+from engine.kernels.demand_blocks import demand_scratch
 from engine.kernels.finance import finance_lanes
 from engine.kernels.finance_fields import FS_ENABLED
 from engine.kernels.finance_inputs import clear_draws, gather_group, gather_path
 from engine.kernels.finance_records import record_group, scatter_fans
-from engine.kernels.lanes import BLOCK_PATHS
 from engine.rng import next_uniform
 
-__all__ = ["contract_statistics", "demand_group"]
+__all__ = ["contract_block", "demand_group"]
 
 
-@njit(cache=True, parallel=True)
-def contract_statistics(
-    seed: np.uint64,
-    path0: np.uint64,
-    energization: np.ndarray,
-    factor_paths: np.ndarray,
-    customers: np.ndarray,
-    contracts: np.ndarray,
-    phase_start: np.ndarray,
-    phase_index: np.ndarray,
-    phase_gpus: np.ndarray,
-    dsc: np.ndarray,
-    streams: np.ndarray,
-    caps: np.ndarray,
-    planned_value: np.ndarray,
-    fin_inputs: tuple,
-    n_blocks: int,
-    ct_sums: np.ndarray,
-    ct_hist: np.ndarray,
-    rev_sums: np.ndarray,
-    rev_hist: np.ndarray,
-    conc_sums: np.ndarray,
-    conc_hist: np.ndarray,
-    cust_sums: np.ndarray,
-    lost_counts: np.ndarray,
-    fin_outputs: tuple,
-) -> None:
-    """Add the demand-side (and finance) statistics of paths ``path0 .. path0 + n - 1``.
-
-    Parameters
-    ----------
-    seed, path0 : numpy.uint64
-        Run seed and global id of the first path.
-    energization : numpy.ndarray
-        ``float64[n, P]`` energization times (months) of the paths.
-    factor_paths : numpy.ndarray
-        ``float64[ceil(n / GROUP), channels, T + 1, GROUP]`` the paths' market
-        series (path ``i`` in group ``i // GROUP``, lane ``i % GROUP``), as the
-        market kernel writes them (``group_paths`` of :func:`demand_group`).
-    customers ... planned_value
-        Lowered demand side (:class:`engine.demand_arrays.DemandArrays`).
-    fin_inputs : tuple
-        The finance's inputs (:meth:`engine.finance_stats.FinanceStats.inputs`, or
-        :meth:`engine.finance_stats.FinanceStats.disabled`).
-    n_blocks : int
-        Independent partial results (any value: the same statistics; raised so
-        that no block holds more than ``BLOCK_PATHS`` paths).
-    ct_sums ... lost_counts
-        Statistics (:class:`engine.demand_stats.DemandStats`), accumulated.
-    fin_outputs : tuple
-        Finance statistics (:class:`engine.finance_stats.FinanceStats`), accumulated.
-    """
-    n_paths = energization.shape[0]
-    horizon = factor_paths.shape[2] - 1  # [group, channel, month, lane]
-    inputs = (customers, contracts, phase_start, phase_index, phase_gpus, dsc, streams, caps,
-              planned_value)  # fmt: skip
-    outputs = (ct_sums, ct_hist, rev_sums, rev_hist, conc_sums, conc_hist, cust_sums,
-               lost_counts)  # fmt: skip
-    n_blocks = max(n_blocks, (n_paths + BLOCK_PATHS - 1) // BLOCK_PATHS)
-    d = demand_blocks(n_blocks, outputs, fin_outputs)
-    # flat tuples built here: a tuple returned by a call fails in the prange body
-    b_dem = (d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7])
-    b_fin = (d[8], d[9], d[10], d[11], d[12], d[13], d[14])
-    # blocks start on a group boundary: group i0 // GROUP of factor_paths is paths i0 ..
-    per_block = ((n_paths + n_blocks - 1) // n_blocks + GROUP - 1) // GROUP * GROUP
-    for b in prange(n_blocks):
-        first, last = b * per_block, min(n_paths, (b + 1) * per_block)
-        _block(np.int64(b), first, last, seed, path0, energization, factor_paths, horizon,
-               inputs, fin_inputs, b_dem, b_fin)  # fmt: skip
-    merge_blocks(b_dem, b_fin, outputs, fin_outputs)
-
-
-@njit(cache=True)
-def _block(
+@njit(cache=True, nogil=True)
+def contract_block(
     b: int,
-    first: int,
-    last: int,
+    per_block: int,
     seed: np.uint64,
     path0: np.uint64,
     energization: np.ndarray,
@@ -120,9 +47,34 @@ def _block(
     b_dem: tuple,
     b_fin: tuple,
 ) -> None:
-    """Paths ``first .. last - 1`` of a chunk, group by group, into block ``b``'s statistics."""
+    """Block ``b`` of a chunk's paths, group by group, into block ``b``'s statistics.
+
+    The demand side alone, on market series given for every path
+    (:func:`engine.blocks.contract_statistics` runs the blocks on the run's threads).
+
+    Parameters
+    ----------
+    b : int
+        Block index: row ``b`` of the partial statistics ``b_dem`` and ``b_fin``.
+    per_block : int
+        Paths per block, a multiple of ``GROUP``: block ``b`` holds paths
+        ``b * per_block .. min(n, (b + 1) * per_block) - 1`` of the chunk.
+    seed, path0 : numpy.uint64
+        Run seed and global id of the chunk's first path.
+    energization : numpy.ndarray
+        ``float64[n, P]`` energization times (months) of the chunk's paths.
+    factor_paths : numpy.ndarray
+        ``float64[ceil(n / GROUP), channels, T + 1, GROUP]`` the paths' market series.
+    horizon : int
+        Months simulated.
+    inputs, fin_inputs : tuple
+        The demand side's and the finance's inputs.
+    b_dem, b_fin : tuple
+        Partial statistics by block (:func:`engine.kernels.demand_blocks.demand_blocks`).
+    """
     scratch = demand_scratch(horizon, inputs, fin_inputs, b_dem)
     g_months = np.empty((energization.shape[1], GROUP), dtype=np.int64)
+    first, last = b * per_block, min(energization.shape[0], (b + 1) * per_block)
     for i0 in range(first, last, GROUP):
         n_active = min(GROUP, last - i0)
         group_months(energization, i0, n_active, horizon, g_months)

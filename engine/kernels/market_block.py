@@ -20,8 +20,8 @@ series (AI-demand factor, rents, resale values, energy cost and capex) while
 they are still in L2: they never go through memory.
 
 A block adds to its own partial statistics (index ``b`` of the ``b_*``
-arrays and tuples); engine/kernels/markets.py runs the blocks in parallel and
-merges them.
+arrays and tuples); engine/blocks.py runs the blocks on the run's threads (the
+GIL released: ``nogil``) and engine/kernels/markets.py merges them.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ ST_COPULA, ST_GPU_REGIME = 0, 3
 TRACE_FIXED, TRACE_PER_REGION = 5, 5
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def market_block(
     b: int,
     per_block: int,
@@ -147,7 +147,7 @@ def market_block(
     per_block : int
         Paths per block, a multiple of ``LANES``.
     seed, path0, energization, switches ... region_phase_index
-        As in :func:`engine.kernels.markets.market_statistics`.
+        As in :func:`engine.blocks.market_statistics`.
     b_hist, b_sums : numpy.ndarray
         Partial statistics by block, month-major: ``int16[n_blocks, T + 1, n_out, B]``
         paths by value bin and ``int64[n_blocks, T + 1, n_out]`` fixed-point sums;
@@ -156,7 +156,7 @@ def market_block(
         Partial statistics by block: the totals' shapes with a leading block axis
         (``int64``); row ``b`` is added to.
     trace, factor_paths : numpy.ndarray
-        As in :func:`engine.kernels.markets.market_statistics`.
+        As in :func:`engine.blocks.market_statistics`.
     slots : numpy.ndarray
         ``float64[n_blocks, channels, T + 1, LANES]``: the current group's series,
         one slot per block, when ``factor_paths`` is not kept whole; else empty.
