@@ -2,7 +2,7 @@
 
 A block (one thread's share of a chunk, at most ``BLOCK_PATHS`` paths) adds its
 paths' statistics into partial results of its own, which are added to the
-totals after the parallel loop (:func:`demand_blocks`, :func:`merge_blocks`);
+totals after every block is done (:func:`demand_blocks`, :func:`merge_blocks`);
 its groups of ``GROUP`` paths reuse one set of scratch arrays
 (:func:`demand_scratch`). Both the market kernel (engine/kernels/market_block.py),
 which runs each group's demand side right after the group's markets, and the
@@ -38,8 +38,8 @@ def demand_blocks(n_blocks: int, outputs: tuple, fin_outputs: tuple) -> tuple:
     tuple
         The eight demand-side arrays (``ct_sums`` .. ``lost_counts``), then the
         seven finance arrays: a
-        flat tuple (the caller builds the tuples it hands to a ``prange`` body
-        from it; a tuple returned by a call fails there).
+        flat tuple (engine/blocks.py splits it into the two tuples the block
+        functions take).
     """
     ct_sums, ct_hist, rev_sums, rev_hist, conc_sums, conc_hist, cust_sums, lost = outputs
     month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = fin_outputs
@@ -90,9 +90,10 @@ def merge_blocks(b_dem: tuple, b_fin: tuple, outputs: tuple, fin_outputs: tuple)
 def demand_scratch(horizon: int, inputs: tuple, fin_inputs: tuple, b_dem: tuple) -> tuple:
     """Allocate a block's scratch arrays for :func:`engine.kernels.demand_kernel.demand_group`.
 
-    Allocated once per block (inside the ``prange`` body, by this call: numba's
-    parfor pass mishandled scratch arrays allocated there directly and written
-    through views). Group buffers keep the lanes innermost.
+    Allocated once per block, by the block function (when the blocks ran in a
+    ``prange`` loop, numba's parfor pass mishandled scratch arrays allocated in
+    its body directly and written through views). Group buffers keep the lanes
+    innermost.
 
     Parameters
     ----------

@@ -143,7 +143,7 @@ def market_block(
     Parameters
     ----------
     b : int
-        Block index (``int64``: the same compiled body for the parallel loop's index).
+        Block index: row ``b`` of the partial statistics.
     per_block : int
         Paths per block, a multiple of ``LANES``.
     seed, path0, energization, switches ... region_phase_index
