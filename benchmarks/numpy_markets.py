@@ -1,6 +1,6 @@
 """The market model in plain vectorised NumPy: the baseline of ``markets.py``.
 
-Same model as :mod:`engine.kernels.markets` (copula shocks, AI-demand AR(1),
+Same model as :mod:`engine.kernels.market_block` (copula shocks, AI-demand AR(1),
 electricity OU + compound-Poisson spikes + yearly capacity charge + curtailment
 events, Schwartz-Smith copper with jumps and the squeeze regime, GPU rents and
 resale values with the successor step-down, optional GPU regimes and Student-t

@@ -9,7 +9,7 @@ cannot drop them). A kernel cannot be faster than this without a faster
 generator.
 
 :func:`draw_like_markets` does the same for the market kernel
-(:mod:`engine.kernels.markets`): it seeds the kernel's streams on every path and
+(:mod:`engine.kernels.market_block`): it seeds the kernel's streams on every path and
 draws, month by month, the normals and uniforms that :func:`market_draw_plan`
 counts (Poisson-distributed jumps at their expected rate, spread evenly over
 the months), from a precomputed schedule so the loop does nothing but draw.

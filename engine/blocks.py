@@ -47,7 +47,8 @@ def block_layout(n_paths: int, n_blocks: int, group: int) -> tuple[int, int]:
         Blocks asked for (usually the thread count); raised so that no block holds
         more than ``BLOCK_PATHS`` paths (its histograms count in int16).
     group : int
-        Paths of a group: every block but the last holds a multiple of it.
+        Paths of a group: ``per_block`` is a multiple of it (the last blocks may
+        hold fewer paths, or none).
 
     Returns
     -------
@@ -62,6 +63,13 @@ def block_layout(n_paths: int, n_blocks: int, group: int) -> tuple[int, int]:
 
 def run_blocks(block: Callable[..., None], n_blocks: int, *args: Any) -> None:
     """Call ``block(np.int64(b), *args)`` for every block ``b``, on the run's threads.
+
+    The threads are ``numba.get_num_threads()`` of the calling thread (at most one
+    per block): the driver (engine/simulate.py) sets it from ``run.threads`` on the
+    thread that then runs the chunks, and a sweep's jobs are processes of their own.
+    numba keeps that number per thread, so a caller on another thread must call
+    ``numba.set_num_threads`` there first. Blocks are handed to the threads in
+    block order as they become free; which thread runs a block changes no result.
 
     Parameters
     ----------

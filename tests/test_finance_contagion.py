@@ -16,6 +16,7 @@ from conftest import Z_TOL
 from finance_books import TARGETS, contagion_book, fin_settings, run_finance, separate_kernels
 from polars.testing import assert_frame_equal
 
+import engine.blocks
 import engine.run
 from engine.finance_config import JointTarget
 from engine.kernels.finance_fields import MS_DEFAULT
@@ -78,7 +79,8 @@ def test_finance_is_bit_identical_on_any_threads_chunks_and_kernels(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Contagion (fire sales of one operator marking down the other's collateral) on 1
-    and 2 threads, in one chunk, in uneven chunks, and with the demand kernel run apart."""
+    and 2 threads, in one chunk, in uneven chunks, and with the demand kernel run apart
+    (also in many small blocks queued on the threads)."""
     n = 12_007  # prime: uneven blocks
     both = JointTarget("both", no_operator_default=True, min_dscr=1.0)
     s = fin_settings(n, 48, seed=3, relet=0.3, targets=[TARGETS[0], both])
@@ -88,8 +90,10 @@ def test_finance_is_bit_identical_on_any_threads_chunks_and_kernels(
     uneven = run_finance(book, s, threads=2, chunk_sizes=[1, 7, 4_999, 3, n - 5_010])
     monkeypatch.setattr(engine.run, "_markets_and_demand", separate_kernels)
     apart = run_finance(book, s, threads=2)
+    monkeypatch.setattr(engine.blocks, "BLOCK_PATHS", 256)  # 47 blocks queued on 2 threads
+    queued = run_finance(book, s, threads=2)
     assert one.finance.month_sums[:, :, MS_DEFAULT].sum() > 0
-    for other in (two, uneven, apart):
+    for other in (two, uneven, apart, queued):
         for name in FINANCE_TABLES:
             assert_frame_equal(one.tables[name], other.tables[name], check_exact=True)
         for name in STAT_ARRAYS:

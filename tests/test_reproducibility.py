@@ -86,7 +86,10 @@ def test_adding_a_site_leaves_other_sites_draws_unchanged() -> None:
     np.testing.assert_array_equal(before, kept)
 
 
-def test_many_small_blocks_on_two_threads_give_identical_tables(monkeypatch) -> None:
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
+def test_many_small_blocks_on_two_threads_give_identical_tables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Blocks queued on the threads (more blocks than threads, finishing in any order)."""
     book = load_book("reference")
     s = dataclasses.replace(

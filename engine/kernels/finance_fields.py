@@ -139,8 +139,8 @@ N_OP_SUMS = 8
 N_FAC_SUMS = 8
 
 # lane state of the month loop: tuples of N_OP_STATE arrays [O, LANES] and N_FAC_STATE
-# arrays [F, LANES] (built in demand_kernel._block, one array per field; it checks
-# the counts)
+# arrays [F, LANES] (built in demand_blocks.demand_scratch, one array per field; it
+# checks the counts)
 # (S_MIN_DSCR stays +inf until a DSCR is tested)
 S_CASH, S_MIN_DSCR, S_DEFAULT, S_CAUSE, S_FIRST_BREACH = range(5)
 N_OP_STATE = 5
