@@ -14,7 +14,6 @@ columns). Means are exact fixed-point sums ($1,000 for money, 1e-6 for ratios).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,7 @@ from engine.demand_arrays import DemandArrays
 from engine.errors import InputError
 from engine.finance_arrays import DSCR_RANGE, LTV_TOP, FinanceArrays, lower_finance
 from engine.finance_risk import risk_summary
-from engine.histograms import QUANTILES, binomial_se, histogram_value_at_rank
+from engine.histograms import QUANTILES, binomial_se, histogram_values_at_ranks
 from engine.kernels.finance_fields import (
     FAN_BINS,
     FS_ENABLED,
@@ -203,12 +202,9 @@ class FinanceStats:
                     )
                     data["ltv_defined_share"] = np.where(alive > 0, defined / per, np.nan)
                 for label, q in QUANTILES.items():
-                    data[f"{name}_{label}"] = [
-                        histogram_value_at_rank(row, lo, width, q * row.sum())
-                        if row.sum() > 0
-                        else math.nan
-                        for row in counts
-                    ]
+                    data[f"{name}_{label}"] = histogram_values_at_ranks(
+                        counts, lo, width, q * counts.sum(axis=-1)
+                    )
                 data[f"{name}_bin_width"] = [width] * horizon
             frames.append(pl.DataFrame(data))
         if not frames:

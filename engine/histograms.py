@@ -10,8 +10,6 @@ standard errors of probabilities.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 __all__ = [
@@ -19,6 +17,7 @@ __all__ = [
     "Z95",
     "binomial_se",
     "histogram_value_at_rank",
+    "histogram_values_at_ranks",
     "mean_se_from_log_histogram",
     "quantiles_from_linear_histogram",
     "quantiles_from_log_histogram",
@@ -31,23 +30,45 @@ QUANTILES = {"p5": 0.05, "p10": 0.10, "p50": 0.50, "p90": 0.90, "p95": 0.95}
 Z95 = 1.959963984540054
 
 
-def histogram_value_at_rank(counts: np.ndarray, lo: float, width: float, rank: float) -> float:
-    """Value of the ``rank``-th smallest path (1-based, fractional) of a linear histogram.
+def histogram_values_at_ranks(
+    counts: np.ndarray,
+    lo: np.ndarray | float,
+    width: np.ndarray | float,
+    rank: np.ndarray | float,
+) -> np.ndarray:
+    """Value of the ``rank``-th smallest path (1-based, fractional) of linear histograms.
 
     Bins are ``[lo + k width, lo + (k + 1) width)``; inside a bin the values are
     taken as evenly spread (linear interpolation of the empirical CDF).
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``int64[..., B]`` values per bin.
+    lo, width : numpy.ndarray or float
+        Lower end of the first bin and bin width (broadcast against ``counts[..., 0]``).
+    rank : numpy.ndarray or float
+        Rank, clipped to ``[0, n]`` (broadcast like ``lo``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The values (nan where there are no values).
     """
-    cum = np.cumsum(counts)
-    n = int(cum[-1]) if cum.size else 0
-    if n == 0:
-        return math.nan
-    rank = min(max(rank, 0.0), float(n))
-    k = int(np.searchsorted(cum, rank, side="left"))
-    k = min(k, counts.size - 1)
-    below = float(cum[k - 1]) if k > 0 else 0.0
-    inside = float(counts[k])
-    frac = (rank - below) / inside if inside > 0 else 0.0
-    return lo + (k + min(max(frac, 0.0), 1.0)) * width
+    n_bins = counts.shape[-1]
+    cum = np.cumsum(counts, axis=-1)
+    n = cum[..., -1]
+    rank = np.clip(np.asarray(rank, dtype=float), 0.0, n)
+    k = np.minimum((cum < rank[..., None]).sum(axis=-1), n_bins - 1)
+    below = np.where(k > 0, np.take_along_axis(cum, np.maximum(k - 1, 0)[..., None], -1)[..., 0], 0)
+    inside = np.take_along_axis(counts, k[..., None], -1)[..., 0]
+    frac = np.where(inside > 0, (rank - below) / np.maximum(inside, 1), 0.0)
+    return np.where(n > 0, lo + (k + np.clip(frac, 0.0, 1.0)) * width, np.nan)
+
+
+def histogram_value_at_rank(counts: np.ndarray, lo: float, width: float, rank: float) -> float:
+    """One histogram's value at a rank (:func:`histogram_values_at_ranks`), as a float."""
+    return float(histogram_values_at_ranks(counts, lo, width, rank))
 
 
 def quantiles_from_linear_histogram(counts: np.ndarray, top: np.ndarray, q: float) -> np.ndarray:
@@ -65,18 +86,10 @@ def quantiles_from_linear_histogram(counts: np.ndarray, top: np.ndarray, q: floa
     Returns
     -------
     numpy.ndarray
-        The quantiles (nan where there are no values).
+        The quantiles (nan where there are no values): the value at rank ``q n``.
     """
-    n_bins = counts.shape[-1]
-    cum = np.cumsum(counts, axis=-1)
-    n = cum[..., -1]
-    target = q * n
-    k = np.minimum((cum < target[..., None]).sum(axis=-1), n_bins - 1)
-    below = np.where(k > 0, np.take_along_axis(cum, np.maximum(k - 1, 0)[..., None], -1)[..., 0], 0)
-    inside = np.take_along_axis(counts, k[..., None], -1)[..., 0]
-    frac = np.where(inside > 0, (target - below) / np.maximum(inside, 1), 0.0)
-    width = np.asarray(top, dtype=float) / n_bins
-    return np.where(n > 0, (k + np.clip(frac, 0.0, 1.0)) * width, np.nan)
+    width = np.asarray(top, dtype=float) / counts.shape[-1]
+    return histogram_values_at_ranks(counts, 0.0, width, q * counts.sum(axis=-1))
 
 
 def binomial_se(count: np.ndarray | float, n: int | np.ndarray) -> np.ndarray:
