@@ -225,8 +225,7 @@ def market_statistics(
     # the series of each block's current group (kept only for the demand side)
     keeping, full = factor_paths.shape[1] > 0, factor_paths.shape[0] > 0
     slots = np.zeros((n_blocks if keeping and not full else 0, factor_paths.shape[1], width, LANES))
-    d = demand_blocks(n_blocks if demand_side else 0, dem_out, fin_outputs)
-    b_dem, b_fin = tuple(d[:8]), tuple(d[8:])
+    b_dem, b_fin = demand_blocks(n_blocks if demand_side else 0, dem_out, fin_outputs)
     run_blocks(market_block, n_blocks, per_block, seed, path0, energization, switches, scalars,
         copula_factor, t_table, region, season, ppa_price, gpu, fire_sale_keep,
         regime_transition, regime_offset, streams, center, bin_scale, unit, report,
@@ -277,8 +276,7 @@ def contract_statistics(
     n_paths = energization.shape[0]
     horizon = factor_paths.shape[2] - 1  # [group, channel, month, lane]
     n_blocks, per_block = block_layout(n_paths, n_blocks, GROUP)
-    d = demand_blocks(n_blocks, outputs, fin_outputs)
-    b_dem, b_fin = tuple(d[:8]), tuple(d[8:])
+    b_dem, b_fin = demand_blocks(n_blocks, outputs, fin_outputs)
     run_blocks(contract_block, n_blocks, per_block, seed, path0, energization, factor_paths,
         horizon, inputs, fin_inputs, b_dem, b_fin)  # fmt: skip
     merge_blocks(b_dem, b_fin, outputs, fin_outputs)

@@ -36,24 +36,25 @@ def demand_blocks(n_blocks: int, outputs: tuple, fin_outputs: tuple) -> tuple:
     Returns
     -------
     tuple
-        The eight demand-side arrays (``ct_sums`` .. ``lost_counts``), then the
-        seven finance arrays: a
-        flat tuple (engine/blocks.py splits it into the two tuples the block
-        functions take).
+        ``(b_dem, b_fin)``: the eight demand-side arrays (``ct_sums`` ..
+        ``lost_counts``) and the seven finance arrays, as the block functions take them.
     """
     ct_sums, ct_hist, rev_sums, rev_hist, conc_sums, conc_hist, cust_sums, lost = outputs
     month_sums, fan_hist, op_sums, min_dscr_hist, loss_hist, fac_sums, joint = fin_outputs
     n, i8, i16 = (n_blocks,), np.int64, np.int16
-    return (
+    b_dem = (
         np.zeros(n + ct_sums.shape, dtype=i8), np.zeros(n + ct_hist.shape, dtype=i16),
         np.zeros(n + rev_sums.shape, dtype=i8), np.zeros(n + rev_hist.shape, dtype=i16),
         np.zeros(n + conc_sums.shape, dtype=i8), np.zeros(n + conc_hist.shape, dtype=i16),
         np.zeros(n + cust_sums.shape, dtype=i8), np.zeros(n + lost.shape, dtype=i8),
+    )  # fmt: skip
+    b_fin = (
         np.zeros(n + month_sums.shape, dtype=i8), np.zeros(n + fan_hist.shape, dtype=i16),
         np.zeros(n + op_sums.shape, dtype=i8), np.zeros(n + min_dscr_hist.shape, dtype=i8),
         np.zeros(n + loss_hist.shape, dtype=i8), np.zeros(n + fac_sums.shape, dtype=i8),
         np.zeros(n + joint.shape, dtype=i8),
     )  # fmt: skip
+    return b_dem, b_fin
 
 
 @njit(cache=True)
