@@ -20,7 +20,7 @@ more than a third of the default run's compilation (docs/architecture.md,
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 import numba
@@ -96,7 +96,10 @@ def run_blocks(block: Callable[..., None], n_blocks: int, *args: Any) -> None:
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ncrisk-block")
     try:
         futures = [pool.submit(block, np.int64(b), *args) for b in range(n_blocks)]
-        for future in futures:
+        # an error is raised as soon as its block fails, not after the blocks before it
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and f.exception() is not None]
+        for future in failed[:1] + futures:
             future.result()
     finally:
         # on an error or Ctrl-C, blocks not started are dropped; running ones finish

@@ -79,6 +79,7 @@ def test_default_run_writes_results_under_the_working_directory(tmp_path: Path) 
     }
     for key in ("versions", "timings_s", "chunks", "threads", "headline", "git_commit"):
         assert key in manifest
+    assert set(manifest["timings_s"]) == {"simulate", "compile", "tables"}
 
 
 def test_run_dir_override_and_table_schemas(tmp_path: Path) -> None:

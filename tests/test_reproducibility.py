@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import threading
+import time
 
 import numba
 import numpy as np
@@ -108,3 +110,39 @@ def test_a_block_function_that_holds_the_gil_is_refused() -> None:
 
     with pytest.raises(ValueError, match="nogil"):
         engine.blocks.run_blocks(block, 2, np.zeros(2))
+
+
+class _FailingBlocks:
+    """A stand-in block function: block 0 is slow, block 1 fails, the others take 0.2 s.
+
+    It passes ``run_blocks``' ``nogil`` check (its waits release the GIL), and
+    records which blocks started.
+    """
+
+    def __init__(self) -> None:
+        self.targetoptions = {"nogil": True}
+        self.started: set[int] = set()
+        self.never = threading.Event()
+
+    def __call__(self, b: np.int64) -> None:
+        self.started.add(int(b))
+        if b == 0:
+            self.never.wait(1.5)
+        elif b == 1:
+            raise RuntimeError("block 1 failed")
+        else:
+            time.sleep(0.2)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
+def test_a_failed_block_stops_the_blocks_not_started() -> None:
+    blocks = _FailingBlocks()
+    previous = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="block 1 failed"):
+            engine.blocks.run_blocks(blocks, 12)
+    finally:
+        numba.set_num_threads(previous)
+    # block 2 may start as block 1 fails; waiting for block 0's result would run all 12
+    assert {0, 1} <= blocks.started <= {0, 1, 2, 3}
