@@ -170,14 +170,17 @@ def energization_times(
         for i in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK)):
             path = path0 + np.uint64(i)
             replay[0] = -1
-            for o in range(n_operators):
-                seed_stream(state, 0, seed, path, operator_stream[o])
+            # operators' factors, then campuses': one call site of the inlined draws
+            for q in range(n_operators + n_campuses):
+                campus = q >= n_operators
+                stream = campus_stream[q - n_operators] if campus else operator_stream[q]
+                seed_stream(state, 0, seed, path, stream)
                 for k in range(_N_FACTOR_KINDS):
-                    f_operator[o, k] = next_normal(state, 0)
-            for c in range(n_campuses):
-                seed_stream(state, 0, seed, path, campus_stream[c])
-                for k in range(_N_FACTOR_KINDS):
-                    f_campus[c, k] = next_normal(state, 0)
+                    draw = next_normal(state, 0)
+                    if campus:
+                        f_campus[q - n_operators, k] = draw
+                    else:
+                        f_operator[q, k] = draw
             for s in range(n_sites):
                 seed_stream(state, 0, seed, path, site_stream[s])
                 o = site_operator[s]
@@ -189,21 +192,26 @@ def energization_times(
                 )
                 overrun = math.exp(overrun_ln_median + overrun_sigma_ln * z)
                 withdrawn = next_uniform(state, 0) < site_withdrawal[s]
-                site_longest = _latest_item(
-                    site_item_start[s], site_item_end[s], 0.0,
-                    state, seed, path, o, c, overrun, f_operator, f_campus, item_kind, item_dist,
-                    item_table, item_p1, item_p2, pert_tables, weight_operator, weight_campus,
-                    weight_own, squeeze, squeeze_stream, replay, starts, done, rates,
-                )  # fmt: skip
+                # the site's own items (p = -1), then each phase's after them: one
+                # call site of the inlined _latest_item (half the code to compile)
+                site_longest = 0.0
                 previous = 0.0
-                for p in range(site_phase_start[s], site_phase_end[s]):
+                for p in range(site_phase_start[s] - 1, site_phase_end[s]):
+                    if p < site_phase_start[s]:
+                        first, last, longest = site_item_start[s], site_item_end[s], 0.0
+                    else:
+                        first, last = phase_item_start[p], phase_item_end[p]
+                        longest = site_longest
                     longest = _latest_item(
-                        phase_item_start[p], phase_item_end[p], site_longest,
+                        first, last, longest,
                         state, seed, path, o, c, overrun, f_operator, f_campus, item_kind,
                         item_dist, item_table, item_p1, item_p2, pert_tables, weight_operator,
                         weight_campus, weight_own, squeeze, squeeze_stream, replay, starts,
                         done, rates,
                     )  # fmt: skip
+                    if p < site_phase_start[s]:
+                        site_longest = longest
+                        continue
                     energized = longest
                     if withdrawn:
                         energized = math.inf
