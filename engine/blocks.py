@@ -85,6 +85,9 @@ def run_blocks(block: Callable[..., None], n_blocks: int, *args: Any) -> None:
     ------
     ValueError
         If ``block`` does not release the GIL (its threads would run one at a time).
+    Exception
+        The error of the first block (in block order) found failed: blocks not yet
+        started are dropped, those running finish first, nothing is merged.
     """
     if not getattr(block, "targetoptions", {}).get("nogil", False):
         raise ValueError(f"{block} must be compiled with nogil=True to run on threads")
@@ -96,7 +99,8 @@ def run_blocks(block: Callable[..., None], n_blocks: int, *args: Any) -> None:
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ncrisk-block")
     try:
         futures = [pool.submit(block, np.int64(b), *args) for b in range(n_blocks)]
-        # an error is raised as soon as its block fails, not after the blocks before it
+        # a failed block stops the queue at once (not after the blocks before it);
+        # its error is raised when the blocks already running have finished
         wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in futures if f.done() and f.exception() is not None]
         for future in failed[:1] + futures:

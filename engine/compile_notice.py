@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 #: What the first compilation's log line says.
 NOTICE = (
-    "compiling the numba kernels for this machine: the first run only, about 3-4 minutes "
-    "on 2 cores; later runs load them from numba's cache"
+    "compiling numba kernels for this machine (a first run compiles them all: about "
+    "3-4 minutes on 2 cores; later runs load them from numba's cache)"
 )
 
 
@@ -39,7 +39,7 @@ class CompileClock:
     ----------
     seconds : float
         Wall time of the outermost compilations (a kernel with everything it
-        calls), s.
+        calls), s; a compilation that fails counts too.
     kernels : int
         Outermost compilations.
     """
@@ -70,6 +70,8 @@ class _Listener(event.Listener):
 
     def on_end(self, ev: event.Event) -> None:
         with self.lock:
+            if self.depth == 0:  # a compilation already under way when installed
+                return
             self.depth -= 1
             if self.depth == 0:
                 self.clock.seconds += time.perf_counter() - self.started

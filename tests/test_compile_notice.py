@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from numba import njit
 from engine.compile_notice import NOTICE, watch_compilation
 
 
-def _fresh_kernels() -> tuple[object, object]:
+def _fresh_kernels() -> tuple[Callable[..., float], Callable[..., float]]:
     """A kernel and its callee, new dispatchers each call (numba has compiled neither)."""
 
     @njit

@@ -113,7 +113,7 @@ def test_a_block_function_that_holds_the_gil_is_refused() -> None:
 
 
 class _FailingBlocks:
-    """A stand-in block function: block 0 is slow, block 1 fails, the others take 0.2 s.
+    """A stand-in block function: block 0 takes 1.5 s, block 1 fails, the others 0.5 s.
 
     It passes ``run_blocks``' ``nogil`` check (its waits release the GIL), and
     records which blocks started.
@@ -131,7 +131,7 @@ class _FailingBlocks:
         elif b == 1:
             raise RuntimeError("block 1 failed")
         else:
-            time.sleep(0.2)
+            time.sleep(0.5)
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
@@ -144,5 +144,6 @@ def test_a_failed_block_stops_the_blocks_not_started() -> None:
             engine.blocks.run_blocks(blocks, 12)
     finally:
         numba.set_num_threads(previous)
-    # block 2 may start as block 1 fails; waiting for block 0's result would run all 12
+    # block 2 may start as block 1 fails; waiting for block 0's result first (as run_blocks
+    # did before) starts blocks 2 to 4 or 5 meanwhile
     assert {0, 1} <= blocks.started <= {0, 1, 2, 3}
