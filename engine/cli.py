@@ -72,7 +72,8 @@ def _task(cfg: DictConfig) -> None:
     """Run one job (called by Hydra in run mode and by each sweep job)."""
     from engine.overrides import to_settings
     from engine.results import remove_if_empty
-    from engine.run import format_summary, run_scenario
+    from engine.run import run_scenario
+    from engine.summary import format_summary
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)

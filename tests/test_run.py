@@ -6,8 +6,9 @@ import pytest
 
 from engine.config import RunConfig, Settings
 from engine.errors import InputError
-from engine.run import compute_tables, format_summary, headline
+from engine.run import compute_tables
 from engine.scenario import load_book
+from engine.summary import format_summary, headline
 
 
 def small(horizon: int, n_paths: int = 5000) -> Settings:
