@@ -18,9 +18,10 @@ import math
 import numpy as np
 from scipy import stats
 
+from engine.correlation import check_correlation
 from engine.kernels.factors import T_GRID_MAX, T_GRID_POINTS
 from engine.market_bins import with_bins
-from engine.market_config import FACTOR_TYPES, MarketsConfig, check_correlation
+from engine.market_config import FACTOR_TYPES, MarketsConfig
 from engine.market_layout import (
     N_GPU_COLUMNS,
     N_REGION_COLUMNS,

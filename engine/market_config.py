@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.correlation import check_correlation
 from engine.errors import InputError
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "MarketSwitch",
     "MarketsConfig",
     "SqueezeConfig",
-    "check_correlation",
 ]
 
 _SOURCE = "conf/markets"
@@ -45,63 +45,6 @@ def _number(value: float, key: str, lo: float, hi: float, what: str = "") -> Non
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     ok = ok and math.isfinite(value) and lo <= value <= hi
     _check(ok, key, value, f"a number in [{lo}, {hi}]{what}")
-
-
-def check_correlation(matrix: np.ndarray, names: list[str], key: str, source: str) -> None:
-    """Reject a correlation matrix that is not one; never repair it.
-
-    Parameters
-    ----------
-    matrix : numpy.ndarray
-        Square matrix to check.
-    names : list of str
-        Factor name of each row, for messages.
-    key : str
-        Dotted config key of the matrix.
-    source : str
-        File or group the matrix comes from.
-
-    Raises
-    ------
-    InputError
-        Naming the first offending entry: a value outside [-1, 1], a diagonal
-        entry other than 1, an asymmetric pair, or the smallest eigenvalue when
-        the matrix is not positive semi-definite.
-    """
-    n = len(names)
-    if matrix.shape != (n, n) or not np.all(np.isfinite(matrix)):
-        raise InputError(source, key, matrix.tolist(), f"a finite {n} x {n} matrix ({names})")
-    for i in range(n):
-        if matrix[i, i] != 1.0:
-            raise InputError(
-                source, f"{key}[{i}][{i}]", float(matrix[i, i]), f"1 ({names[i]} with itself)"
-            )
-        for j in range(n):
-            if abs(matrix[i, j]) > 1.0:
-                raise InputError(
-                    source,
-                    f"{key}[{i}][{j}]",
-                    float(matrix[i, j]),
-                    f"a correlation in [-1, 1] ({names[i]} vs {names[j]})",
-                )
-            if matrix[i, j] != matrix[j, i]:
-                raise InputError(
-                    source,
-                    f"{key}[{i}][{j}]",
-                    float(matrix[i, j]),
-                    f"the same value as {key}[{j}][{i}] = {float(matrix[j, i])} (symmetric; "
-                    f"{names[i]} vs {names[j]})",
-                )
-    values, vectors = np.linalg.eigh(matrix)
-    if values[0] < -1e-10:
-        worst = np.argsort(-np.abs(vectors[:, 0]))[:3]
-        raise InputError(
-            source,
-            key,
-            f"smallest eigenvalue {values[0]:.4g}",
-            "a positive semi-definite matrix; the conflicting correlations involve "
-            + ", ".join(names[k] for k in worst),
-        )
 
 
 @dataclass
