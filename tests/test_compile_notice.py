@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -61,3 +64,25 @@ def test_silent_without_progress(caplog: pytest.LogCaptureFixture) -> None:
             kernel(np.zeros(2))
     assert clock.kernels == 1
     assert not caplog.records
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_kernel_loaded_from_the_cache_is_not_counted(tmp_path: Path) -> None:
+    source = tmp_path / "cached_kernel.py"
+    source.write_text(
+        "from numba import njit\n\n\n@njit(cache=True)\ndef plus_one(x):\n    return x + 1.0\n"
+    )
+    with watch_compilation(announce=False) as first:
+        assert _load(source, "cached_kernel_first").plus_one(1.0) == 2.0
+    again = _load(source, "cached_kernel_again")  # a new dispatcher: numba's disk cache
+    with watch_compilation(announce=False) as second:
+        assert again.plus_one(1.0) == 2.0
+    assert first.kernels == 1
+    assert second.kernels == 0 and sum(again.plus_one.stats.cache_hits.values()) == 1
