@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.histograms import QUANTILES, quantiles_from_log_histogram
-from engine.kernels.markets import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY
+from engine.kernels.market_records import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY
 from engine.market_layout import (
     MARKET_BINS,
     S_CU_INTENSITY,

@@ -25,7 +25,7 @@ from engine.demand_stats import DemandStats
 from engine.errors import InputError
 from engine.histograms import QUANTILES, mean_se_from_log_histogram, quantiles_from_log_histogram
 from engine.kernels.lanes import LANES
-from engine.kernels.markets import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY
+from engine.kernels.market_records import N_SITE_SUMS, SITE_CAPEX, SITE_ENERGY
 from engine.market_arrays import lower_markets, trace_channels
 from engine.market_bins import central_paths
 from engine.market_layout import (

@@ -57,9 +57,9 @@ def add_block(total: np.ndarray, part: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _zero_counts(n_blocks: int, rows: int, width: int) -> np.ndarray:
-    """``int64[n_blocks, rows, width]`` of zeros: a block's partial counts."""
-    return np.zeros((n_blocks, rows, width), dtype=np.int64)
+def _zero_counts(shape: tuple) -> np.ndarray:
+    """``int64`` zeros of ``shape``: blocks' partial counts (see :func:`capacity_counts`)."""
+    return np.zeros(shape, dtype=np.int64)
 
 
 @njit(cache=True)
@@ -160,10 +160,10 @@ def capacity_counts(
         by_value = by_value or (scope_per_path[s] and scope_state_offset[s] < 0)
     # allocated by a plain function: in a parallel one each np.zeros becomes a
     # parallel loop of its own, which the parfor passes then try to fuse (compile time)
-    block_months = _zero_counts(n_blocks, n_phases, width)
-    block_withdrawn = _zero_counts(n_blocks, n_phases, 1)
-    block_counts = _zero_counts(n_blocks, n_bins if by_value else 0, width)
-    block_states = _zero_counts(n_blocks, n_states, width)
+    block_months = _zero_counts((n_blocks, n_phases, width))
+    block_withdrawn = _zero_counts((n_blocks, n_phases))
+    block_counts = _zero_counts((n_blocks, n_bins if by_value else 0, width))
+    block_states = _zero_counts((n_blocks, n_states, width))
     per_block = (n_paths + n_blocks - 1) // n_blocks
     for b in prange(n_blocks):
         months = np.empty(n_phases, dtype=np.int64)
@@ -182,7 +182,7 @@ def capacity_counts(
                 months[p] = _month(energization[i, p], horizon)
                 block_months[b, p, months[p]] += 1
                 if math.isinf(energization[i, p]):
-                    block_withdrawn[b, p, 0] += 1
+                    block_withdrawn[b, p] += 1
             for s in range(n_scopes):
                 if not scope_per_path[s]:
                     continue
@@ -218,7 +218,7 @@ def capacity_counts(
                         block_counts[b, base + value // w, month] += 1
     for b in range(n_blocks):
         add_block(phase_months, block_months[b])
-        add_block(withdrawn, block_withdrawn[b])  # [P, 1] into [P]: flat views
+        add_block(withdrawn, block_withdrawn[b])
         if by_value:
             add_block(value_counts, block_counts[b])
         add_block(state_counts, block_states[b])

@@ -159,28 +159,28 @@ def energization_times(
     n_operators = operator_stream.shape[0]
     n_campuses = campus_stream.shape[0]
     n_blocks = (n_paths + _BLOCK - 1) // _BLOCK
+    # the operators' factor streams, then the campuses': drawn by one loop (one
+    # call site of the inlined normal draws to compile)
+    factor_stream = np.empty(n_operators + n_campuses, dtype=np.uint64)
+    for o in range(n_operators):
+        factor_stream[o] = operator_stream[o]
+    for c in range(n_campuses):
+        factor_stream[n_operators + c] = campus_stream[c]
     for block in prange(n_blocks):
         state = np.empty((4, 2), dtype=np.uint64)  # stream 0: draws; 1: squeeze replay
         replay = np.empty(2, dtype=np.int64)
         starts = np.empty(_REPLAY_SEGMENTS, dtype=np.int64)
         done = np.empty(_REPLAY_SEGMENTS)
         rates = np.empty(_REPLAY_SEGMENTS)
-        f_operator = np.empty((n_operators, _N_FACTOR_KINDS))
-        f_campus = np.empty((n_campuses, _N_FACTOR_KINDS))
+        factors = np.empty((n_operators + n_campuses, _N_FACTOR_KINDS))
+        f_operator, f_campus = factors[:n_operators], factors[n_operators:]
         for i in range(block * _BLOCK, min(n_paths, (block + 1) * _BLOCK)):
             path = path0 + np.uint64(i)
             replay[0] = -1
-            # operators' factors, then campuses': one call site of the inlined draws
-            for q in range(n_operators + n_campuses):
-                campus = q >= n_operators
-                stream = campus_stream[q - n_operators] if campus else operator_stream[q]
-                seed_stream(state, 0, seed, path, stream)
+            for q in range(factor_stream.shape[0]):
+                seed_stream(state, 0, seed, path, factor_stream[q])
                 for k in range(_N_FACTOR_KINDS):
-                    draw = next_normal(state, 0)
-                    if campus:
-                        f_campus[q - n_operators, k] = draw
-                    else:
-                        f_operator[q, k] = draw
+                    factors[q, k] = next_normal(state, 0)
             for s in range(n_sites):
                 seed_stream(state, 0, seed, path, site_stream[s])
                 o = site_operator[s]
@@ -197,19 +197,17 @@ def energization_times(
                 site_longest = 0.0
                 previous = 0.0
                 for p in range(site_phase_start[s] - 1, site_phase_end[s]):
-                    if p < site_phase_start[s]:
-                        first, last, longest = site_item_start[s], site_item_end[s], 0.0
-                    else:
-                        first, last = phase_item_start[p], phase_item_end[p]
-                        longest = site_longest
+                    own = p < site_phase_start[s]
+                    first = site_item_start[s] if own else phase_item_start[p]
+                    last = site_item_end[s] if own else phase_item_end[p]
                     longest = _latest_item(
-                        first, last, longest,
+                        first, last, site_longest,
                         state, seed, path, o, c, overrun, f_operator, f_campus, item_kind,
                         item_dist, item_table, item_p1, item_p2, pert_tables, weight_operator,
                         weight_campus, weight_own, squeeze, squeeze_stream, replay, starts,
                         done, rates,
                     )  # fmt: skip
-                    if p < site_phase_start[s]:
+                    if own:
                         site_longest = longest
                         continue
                     energized = longest

@@ -17,13 +17,8 @@ import numpy as np
 from numba import njit
 
 from engine.kernels.aggregate import add_block
-from engine.kernels.market_records import (
-    N_SITE_SUMS,
-    SITE_CAPEX,
-    SITE_ENERGY,
-)
 
-__all__ = ["N_SITE_SUMS", "SITE_CAPEX", "SITE_ENERGY", "merge_markets"]
+__all__ = ["merge_markets"]
 
 
 @njit(cache=True)
