@@ -27,10 +27,11 @@ import numba
 import numpy as np
 
 from engine.kernels.contracts import GROUP
-from engine.kernels.demand_blocks import demand_blocks, merge_blocks
+from engine.kernels.demand_blocks import demand_blocks, demand_scratch, merge_blocks
 from engine.kernels.demand_kernel import contract_block
 from engine.kernels.lanes import BLOCK_PATHS, LANES
 from engine.kernels.market_block import market_block
+from engine.kernels.market_scratch import block_constants, block_scratch
 from engine.kernels.markets import merge_markets
 
 __all__ = ["block_layout", "contract_statistics", "market_statistics", "run_blocks"]
@@ -61,8 +62,13 @@ def block_layout(n_paths: int, n_blocks: int, group: int) -> tuple[int, int]:
     return n_blocks, per_block
 
 
-def run_blocks(block: Callable[..., None], n_blocks: int, *args: Any) -> None:
-    """Call ``block(np.int64(b), *args)`` for every block ``b``, on the run's threads.
+def run_blocks(
+    block: Callable[..., None],
+    n_blocks: int,
+    *args: Any,
+    own: list[tuple[Any, ...]] | None = None,
+) -> None:
+    """Call ``block(np.int64(b), *args, *own[b])`` for every block ``b``, on the run's threads.
 
     The threads are ``numba.get_num_threads()`` of the calling thread (at most one
     per block): the driver (engine/simulate.py) sets it from ``run.threads`` on the
@@ -80,6 +86,9 @@ def run_blocks(block: Callable[..., None], n_blocks: int, *args: Any) -> None:
         Blocks.
     *args
         The block function's other arguments, the same for every block.
+    own : list of tuple, optional
+        Arguments of each block's own (its scratch arrays), appended after
+        ``args``; none if not given.
 
     Raises
     ------
@@ -91,14 +100,15 @@ def run_blocks(block: Callable[..., None], n_blocks: int, *args: Any) -> None:
     """
     if not getattr(block, "targetoptions", {}).get("nogil", False):
         raise ValueError(f"{block} must be compiled with nogil=True to run on threads")
+    per_block = own if own is not None else [()] * n_blocks
     threads = min(numba.get_num_threads(), n_blocks)
     if threads <= 1:
         for b in range(n_blocks):
-            block(np.int64(b), *args)
+            block(np.int64(b), *args, *per_block[b])
         return
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ncrisk-block")
     try:
-        futures = [pool.submit(block, np.int64(b), *args) for b in range(n_blocks)]
+        futures = [pool.submit(block, np.int64(b), *args, *per_block[b]) for b in range(n_blocks)]
         # a failed block stops the queue at once (not after the blocks before it);
         # its error is raised when the blocks already running have finished
         wait(futures, return_when=FIRST_EXCEPTION)
@@ -233,13 +243,26 @@ def market_statistics(
     keeping, full = factor_paths.shape[1] > 0, factor_paths.shape[0] > 0
     slots = np.zeros((n_blocks if keeping and not full else 0, factor_paths.shape[1], width, LANES))
     b_dem, b_fin = demand_blocks(n_blocks if demand_side else 0, dem_out, fin_outputs)
+    # the kernel allocates nothing (no reference counting, engine/kernels/market_scratch.py)
+    horizon = width - 1
+    constants = block_constants(scalars, region, season, ppa_price, gpu, fire_sale_keep, center,
+        bin_scale, unit, hist.shape[2], horizon)  # fmt: skip
+    dims = (streams.shape[0], copula_factor.shape[0], region.shape[0], gpu.shape[0])
+    own = [
+        (
+            block_scratch(*dims, energization.shape[1], horizon),
+            demand_scratch(horizon, dem_in, fin_inputs, b_dem),
+        )
+        for _ in range(n_blocks)
+    ]
     run_blocks(market_block, n_blocks, per_block, seed, path0, energization, switches, scalars,
         copula_factor, t_table, region, season, ppa_price, gpu, fire_sale_keep,
         regime_transition, regime_offset, streams, center, bin_scale, unit, report,
         site_region, site_pue, site_operator, site_phase_start, site_phase_end, site_center,
         phase_mw, phase_curtail_w, phase_scopes, region_phase_start, region_phase_index,
         b_hist, b_sums, b_squeeze, b_curtail, b_curtailed, b_site_hist, b_site_sums, trace,
-        factor_paths, slots, demand_side, dem_in, fin_inputs, b_dem, b_fin)  # fmt: skip
+        factor_paths, slots, demand_side, dem_in, fin_inputs, b_dem, b_fin, constants,
+        own=own)  # fmt: skip
     if demand_side:
         merge_blocks(b_dem, b_fin, dem_out, fin_outputs)
     merge_markets(b_hist, b_sums, b_squeeze, b_curtail, b_curtailed, b_site_hist, b_site_sums,

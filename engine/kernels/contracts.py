@@ -310,36 +310,38 @@ def contract_group(
         for j in range(LF_RUN, LF_KEEP):  # the sums (not KEEP and LEFT)
             lane_f[j] = 0.0
         # -- month by month, across the lanes: flat lane buffers (constant offsets,
-        # provably disjoint) so that the loop vectorises
+        # provably disjoint) so that the loop vectorises; every load unconditional
+        # and conditions combined with & (no short-circuit branches), so that it
+        # needs no masked loads or stores (slow on AVX2 machines without AVX-512)
         rent = fp[1 + g]
         for t in range(1, horizon + 1):
             for lane in range(GROUP):
                 run = lane_f[LF_RUN + lane] + gpus[t, lane]
                 lane_f[LF_RUN + lane] = run
                 deliver, end = lane_i[LI_DELIVER + lane], lane_i[LI_END + lane]
-                term_end = lane_i[LI_TERM_END + lane]
+                term_end, stop = lane_i[LI_TERM_END + lane], lane_i[LI_STOP + lane]
+                beyond, tau = lane_i[LI_BEYOND + lane], lane_i[LI_TAU + lane]
+                renewing, freed = lane_i[LI_RENEWING + lane] > 0, lane_i[LI_FREED + lane]
+                keep, left = lane_f[LF_KEEP + lane], lane_f[LF_LEFT + lane]
                 v = run * rate
-                in_service = deliver <= t and t <= end
-                late = in_service and t - deliver < lane_i[LI_BEYOND + lane]
-                v *= lane_f[LF_KEEP + lane] if late else 1.0
-                lane_f[LF_WOULD + lane] += v if in_service and t <= term_end else 0.0
-                serving = in_service and t < lane_i[LI_STOP + lane]
+                in_service = (deliver <= t) & (t <= end)
+                late = in_service & (t - deliver < beyond)
+                v *= keep if late else 1.0
+                lane_f[LF_WOULD + lane] += v if in_service & (t <= term_end) else 0.0
+                serving = in_service & (t < stop)
                 earned = v if serving else 0.0
-                lost = in_service and not serving and t >= lane_i[LI_TAU + lane]
+                lost = in_service & (not serving) & (t >= tau)
                 lane_f[LF_AFTER + lane] += v if lost else 0.0
                 not_renewed = (
-                    not in_service
-                    and lane_i[LI_RENEWING + lane] > 0
-                    and term_end < t
-                    and t <= term_end + renew_term
+                    (not in_service) & renewing & (term_end < t) & (t <= term_end + renew_term)
                 )
                 lane_f[LF_NONRENEWAL + lane] += v if not_renewed else 0.0
                 lane_f[LF_TOTAL + lane] += earned
-                left = lane_f[LF_LEFT + lane]
-                credit = min(prepay * earned, left) if left > 0.0 and earned > 0.0 else 0.0
+                owed = min(prepay * earned, left)
+                credit = owed if (left > 0.0) & (earned > 0.0) else 0.0
                 lane_f[LF_LEFT + lane] = left - credit
-                relet = t >= lane_i[LI_FREED + lane]
-                r = run * HOURS_PER_MONTH * rent[t, lane] * relet_u if relet else 0.0
+                relet_value = run * HOURS_PER_MONTH * rent[t, lane] * relet_u
+                r = relet_value if t >= freed else 0.0
                 lane_f[LF_RELET + lane] += r
                 earned_out[t, lane] = earned
                 relet_out[t, lane] = earned + r

@@ -109,7 +109,7 @@ def demand_scratch(horizon: int, inputs: tuple, fin_inputs: tuple, b_dem: tuple)
     Returns
     -------
     tuple
-        The 40 arrays (and tuples of arrays) that ``demand_group`` unpacks, in its order.
+        The 42 arrays (and tuples of arrays) that ``demand_group`` unpacks, in its order.
     """
     customers, contracts, phase_start, _, phase_gpus, dsc, streams = inputs[:7]
     n_cust, n_ctr = customers.shape[0], contracts.shape[0]
@@ -198,10 +198,12 @@ def demand_scratch(horizon: int, inputs: tuple, fin_inputs: tuple, b_dem: tuple)
         raise ValueError("finance lane state: one array per field of finance_fields")
     fan_bins = np.full((n_ops, N_FAN, width, GROUP), -1, dtype=np.int32)
     demand = np.zeros((GROUP, width))  # the group's AI-demand factor, one row per path
+    fin_fixed = np.zeros((4, GROUP))  # a month's fixed-point finance records
+    lost = np.zeros(fin_inputs[0].shape[0])  # lenders' loss by operator on a path, $
     return (
         rng, default_month, scales, c_op, c_cust, c_value, g_tau, g_u, gpus, lane_f,
         lane_i, earned_out, relet_out, credit_out, state, revenue, cash, realised, backlog,
         hhi_l, top_l, rev_bins, conc_bins, g_ebitda, g_other, g_draw, g_value, g_crev, u_refi,
         g_mw, g_units, merchant, online, op_state, fac_state, impact, cum, tmp, fan_bins,
-        demand,
+        demand, fin_fixed, lost,
     )  # fmt: skip

@@ -142,6 +142,7 @@ def demand_group(
     cash, realised, backlog, hhi_l, top_l, rev_bins, conc_bins, g_ebitda = scratch[16:24]
     g_other, g_draw, g_value, g_crev, u_refi, g_mw, g_units, merchant = scratch[24:32]
     online, op_state, fac_state, impact, cum, tmp, fan_bins, demand = scratch[32:40]
+    fin_fixed, lost = scratch[40:42]
     # transposed once per group: each path's draws then read a contiguous row
     for t in range(width):
         for lane in range(GROUP):
@@ -177,12 +178,12 @@ def demand_group(
         finance_lanes(
             b, n_active, g_ebitda, g_other, g_draw, g_value, group_paths, g_months,
             u_refi, ops, f_phases, pair_fac, pair_gen, facilities, gens, keep, base_rate, fsc,
-            op_state, fac_state, impact, cum, tmp, month_sums, fan_bins, fac_sums,
+            op_state, fac_state, impact, cum, tmp, month_sums, fan_bins, fac_sums, fin_fixed,
         )  # fmt: skip
         record_group(
             b, n_active, horizon, op_state, fac_state, g_months, g_tau, g_crev, f_phases,
             facilities, ops, fsc, targets, t_ops, t_cust, op_sums, min_dscr_hist, loss_hist,
-            fac_sums, joint,
+            fac_sums, joint, lost,
         )  # fmt: skip
         scatter_fans(b, n_active, fan_bins, fan_hist)
         clear_draws(n_active, f_phases, facilities, g_months, g_draw)

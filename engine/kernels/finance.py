@@ -118,6 +118,7 @@ def finance_lanes(
     month_sums: np.ndarray,
     fan_bins: np.ndarray,
     fac_sums: np.ndarray,
+    fixed: np.ndarray,
 ) -> None:
     """Simulate the finance of one group of paths (lanes ``0 .. n_active - 1``).
 
@@ -151,6 +152,9 @@ def finance_lanes(
         like the state: the lane loops vectorise).
     month_sums, fan_bins, fac_sums : numpy.ndarray
         Block records (:mod:`engine.kernels.finance_records`).
+    fixed : numpy.ndarray
+        ``float64[4, LANES]`` scratch: a month's fixed-point records
+        (:func:`engine.kernels.finance_records.record_lanes_month`).
     """
     horizon = g_ebitda.shape[0] - 1
     n_ops, n_fac, n_gens = ops.shape[0], facilities.shape[0], gens.shape[0]
@@ -164,7 +168,6 @@ def finance_lanes(
     value = tmp[7]
     dscr_now = tmp[8]  # the operator's DSCR this month (nan: undefined or in default)
     sum_e, sum_d = tmp[9], tmp[10]  # cumulative EBITDA and debt service to date
-    fixed = np.empty((4, LANES))  # fixed-point records of a month (record_lanes_month)
     fixed_bits = fixed.view(np.int64)
     for o in range(n_ops):
         for lane in range(LANES):

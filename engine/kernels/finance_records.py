@@ -269,11 +269,14 @@ def record_group(
     loss_hist: np.ndarray,
     fac_sums: np.ndarray,
     joint: np.ndarray,
+    lost: np.ndarray,
 ) -> None:
-    """Add each path's per-operator, per-facility and joint-target records (lanes)."""
+    """Add each path's per-operator, per-facility and joint-target records (lanes).
+
+    ``lost`` is ``float64[O]`` scratch: the lenders' loss by operator on a path ($).
+    """
     n_ops = ops.shape[0]
     n_dbins, n_lbins = min_dscr_hist.shape[2], loss_hist.shape[2]
-    lost = np.zeros(n_ops)  # lenders' loss by operator on the path, $
     for lane in range(n_active):
         for o in range(n_ops):
             if op_state[S_DEFAULT][o, lane] <= horizon:

@@ -32,7 +32,6 @@ import numpy as np
 from numba import njit
 
 from engine.kernels.aggregate import group_months
-from engine.kernels.demand_blocks import demand_scratch
 from engine.kernels.demand_kernel import demand_group
 from engine.kernels.factors import (
     REGIME_SQUEEZE,
@@ -50,7 +49,6 @@ from engine.kernels.market_records import (
 from engine.kernels.market_steps import (
     copper_draws,
     electricity_draws,
-    month_constants,
     resale_lanes,
     start_lanes,
 )
@@ -63,13 +61,10 @@ from engine.market_layout import (
     HOURS_PER_MONTH,
     R_CAP_MU,
     R_CURTAIL_SHARE,
-    R_PPA_SHARE,
-    R_SPIKE_MEAN,
     S_CU_A,
     S_CU_INTENSITY,
     S_CU_JUMP_MEAN,
     S_FACILITY_EX_CU,
-    S_FIRST_MOY,
     S_GPU_REGIMES,
     S_NU,
     S_PHI,
@@ -84,7 +79,7 @@ ST_COPULA, ST_GPU_REGIME = 0, 3
 TRACE_FIXED, TRACE_PER_REGION = 5, 5
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
 def market_block(
     b: int,
     per_block: int,
@@ -133,6 +128,9 @@ def market_block(
     fin_inputs: tuple,
     b_dem: tuple,
     b_fin: tuple,
+    constants: tuple,
+    scratch: tuple,
+    dem_scratch: tuple,
 ) -> None:
     """Simulate the paths of block ``b`` and add their statistics to its partial results.
 
@@ -167,14 +165,23 @@ def market_block(
     b_dem, b_fin : tuple
         Their partial statistics by block
         (:func:`engine.kernels.demand_blocks.demand_blocks`).
+    constants : tuple
+        The month constants (:func:`engine.kernels.market_scratch.block_constants`).
+    scratch, dem_scratch : tuple
+        This block's own scratch arrays
+        (:func:`engine.kernels.market_scratch.block_scratch`,
+        :func:`engine.kernels.demand_blocks.demand_scratch`).
+
+    Notes
+    -----
+    Compiled without reference counting (``_nrt=False``): it allocates nothing,
+    and no array it passes on or views costs an atomic increment and decrement.
     """
     n_paths = energization.shape[0]
-    n_phases = energization.shape[1]
     horizon = b_sums.shape[1] - 1
     n_out, n_bins = b_hist.shape[2], b_hist.shape[3]
     n_regions, n_gens = region.shape[0], gpu.shape[0]
     n_factors = copula_factor.shape[0]
-    n_streams = streams.shape[0]
     shock0 = 4 + n_regions + n_gens  # stream of the first factor's shock
     demand_on, elec_on, copper_on, gpu_on, student = (
         switches[0],
@@ -189,15 +196,8 @@ def market_block(
     cu_a, xi_drift = scalars[S_CU_A], scalars[S_XI_DRIFT]
     sq_premium = scalars[S_SQ_PREMIUM]
     gpu_regimes = scalars[S_GPU_REGIMES] > 0.5
-    first_moy = int(scalars[S_FIRST_MOY])
-    # by month and factor: bin = ln v x scale + shift; fixed-point units per value unit
-    bin_map = np.empty((horizon + 1, n_out, 3))
-    for t in range(horizon + 1):
-        for row in range(n_out):
-            bin_map[t, row, 1] = bin_scale[row, t]
-            bin_map[t, row, 0] = 0.5 * n_bins - center[row, t] * bin_scale[row, t]
-            bin_map[t, row, 2] = 1.0 / unit[row]
     (
+        bin_map,
         energy_base,
         fixed_cost,
         rent_trend,
@@ -206,55 +206,54 @@ def market_block(
         resale_factor,
         unit_elasticity,
         step_factor,
-    ) = month_constants(region, season, ppa_price, gpu, fire_sale_keep, first_moy, horizon)
-    unhedged = 1.0 - region[:, R_PPA_SHARE]
+        unhedged,
+        spike_p0,
+        no_series,
+    ) = constants
     tracing = trace.shape[0] > 0
     keeping = factor_paths.shape[1] > 0
     full = factor_paths.shape[0] > 0
     finance = keeping and factor_paths.shape[1] > 1 + n_gens
     ch_energy = 1 + 2 * n_gens
     n_ops = (factor_paths.shape[1] - ch_energy) // 2 if finance else 0
-    spike_p0 = np.exp(-region[:, R_SPIKE_MEAN])
     copper_p0 = math.exp(-scalars[S_CU_JUMP_MEAN])
-    no_series = np.zeros((0, 0, LANES))
-    # generator states: column stream x LANES + lane
-    rng = np.zeros((4, n_streams * LANES), dtype=np.uint64)
-    eps = np.zeros((n_factors, LANES))
-    z = np.zeros((n_factors, LANES))
-    scale = np.ones(LANES)
-    demand = np.empty(LANES)
-    x_ou = np.empty((n_regions, LANES))
-    y_spike = np.empty((n_regions, LANES))
-    charge = np.empty((n_regions, LANES))
-    log_charge = np.empty((n_regions, LANES))
-    cum = np.zeros((n_regions, horizon + 1, LANES))  # $ per utility MW, months 1..t
-    spent = np.zeros((n_regions, LANES))  # $ per utility MW in month t (cum difference)
-    curtailed = np.zeros((n_regions, LANES, horizon + 1), dtype=np.int64)  # event months
-    n_curtailed = np.zeros((n_regions, LANES), dtype=np.int64)
-    event = np.zeros(LANES, dtype=np.bool_)
-    spikes = np.zeros(LANES, dtype=np.int64)
-    chi = np.empty(LANES)
-    xi = np.empty(LANES)
-    own = np.zeros(LANES)
-    jumps = np.zeros(LANES, dtype=np.int64)
-    squeeze = np.zeros(LANES, dtype=np.int64)
-    switch = np.empty(LANES, dtype=np.int64)  # month of the squeeze regime's next switch
-    copper = np.empty((horizon + 1, LANES))
-    gpu_regime = np.ones(LANES, dtype=np.int64)
-    y_gpu = np.empty((n_gens, LANES))
-    launch = np.empty((n_gens, LANES), dtype=np.int64)
-    # lane scratch: ln values and values recorded, bins, fixed-point values, exp
-    log_v = np.zeros(LANES)
-    value = np.zeros(LANES)
-    price = np.zeros(LANES)
-    uniform = np.zeros(LANES)  # uniforms of the lanes
-    # record scratch: bins, fixed-point values + FIXED_MAGIC and their bits (lanes.fixed_sum)
-    fixed = np.zeros((1, LANES))
-    recs = (np.zeros((1, LANES), dtype=np.int64), fixed, fixed.view(np.int64))
-    months_lanes = np.empty((n_phases, LANES), dtype=np.int64)  # energization
-    bits = np.zeros(LANES, dtype=np.int64)
+    (
+        rng,  # generator states: column stream x LANES + lane
+        eps,
+        z,
+        scale,
+        demand,
+        x_ou,
+        y_spike,
+        charge,
+        log_charge,
+        cum,  # $ per utility MW, months 1..t
+        spent,  # $ per utility MW in month t (cum difference)
+        curtailed,  # event months
+        n_curtailed,
+        event,
+        spikes,
+        chi,
+        xi,
+        own,
+        jumps,
+        squeeze,
+        switch,  # month of the squeeze regime's next switch
+        copper,
+        gpu_regime,
+        y_gpu,
+        launch,
+        log_v,  # lane scratch: ln values and values recorded
+        value,
+        price,
+        uniform,  # uniforms of the lanes
+        fixed,  # fixed-point values + FIXED_MAGIC and their bits (lanes.fixed_sum)
+        bins,
+        months_lanes,  # energization
+        bits,
+    ) = scratch
+    recs = (bins, fixed, fixed.view(np.int64))
     pow2 = bits.view(np.float64)
-    dem_scratch = demand_scratch(horizon, dem_in, fin_inputs, b_dem)
     first, last = b * per_block, min(n_paths, (b + 1) * per_block)
     for i0 in range(first, last, LANES):
         n_active = min(LANES, last - i0)
