@@ -196,20 +196,10 @@ def market_block(
     cu_a, xi_drift = scalars[S_CU_A], scalars[S_XI_DRIFT]
     sq_premium = scalars[S_SQ_PREMIUM]
     gpu_regimes = scalars[S_GPU_REGIMES] > 0.5
-    (
-        bin_map,
-        energy_base,
-        fixed_cost,
-        rent_trend,
-        resale_base,
-        resale_log_factor,
-        resale_factor,
-        unit_elasticity,
-        step_factor,
-        unhedged,
-        spike_p0,
-        no_series,
-    ) = constants
+    # the month constants and this block's scratch (engine/kernels/market_scratch.py)
+    bin_map, energy_base, fixed_cost, rent_trend, resale_base = constants[0:5]
+    resale_log_factor, resale_factor, unit_elasticity, step_factor = constants[5:9]
+    unhedged, spike_p0, no_series = constants[9:12]
     tracing = trace.shape[0] > 0
     keeping = factor_paths.shape[1] > 0
     full = factor_paths.shape[0] > 0
@@ -217,41 +207,10 @@ def market_block(
     ch_energy = 1 + 2 * n_gens
     n_ops = (factor_paths.shape[1] - ch_energy) // 2 if finance else 0
     copper_p0 = math.exp(-scalars[S_CU_JUMP_MEAN])
-    (
-        rng,  # generator states: column stream x LANES + lane
-        eps,
-        z,
-        scale,
-        demand,
-        x_ou,
-        y_spike,
-        charge,
-        log_charge,
-        cum,  # $ per utility MW, months 1..t
-        spent,  # $ per utility MW in month t (cum difference)
-        curtailed,  # event months
-        n_curtailed,
-        event,
-        spikes,
-        chi,
-        xi,
-        own,
-        jumps,
-        squeeze,
-        switch,  # month of the squeeze regime's next switch
-        copper,
-        gpu_regime,
-        y_gpu,
-        launch,
-        log_v,  # lane scratch: ln values and values recorded
-        value,
-        price,
-        uniform,  # uniforms of the lanes
-        fixed,  # fixed-point values + FIXED_MAGIC and their bits (lanes.fixed_sum)
-        bins,
-        months_lanes,  # energization
-        bits,
-    ) = scratch
+    rng, eps, z, scale, demand, x_ou, y_spike, charge, log_charge = scratch[0:9]
+    cum, spent, curtailed, n_curtailed, event, spikes, chi, xi, own = scratch[9:18]
+    jumps, squeeze, switch, copper, gpu_regime, y_gpu, launch = scratch[18:25]
+    log_v, value, price, uniform, fixed, bins, months_lanes, bits = scratch[25:33]
     recs = (bins, fixed, fixed.view(np.int64))
     pow2 = bits.view(np.float64)
     first, last = b * per_block, min(n_paths, (b + 1) * per_block)

@@ -70,37 +70,15 @@ def block_constants(
             bin_map[t, row, 0] = 0.5 * n_bins - center[row, t] * bin_scale[row, t]
             bin_map[t, row, 2] = 1.0 / unit[row]
     first_moy = int(scalars[S_FIRST_MOY])
-    (
-        energy_base,
-        fixed_cost,
-        rent_trend,
-        resale_base,
-        resale_log_factor,
-        resale_factor,
-        unit_elasticity,
-        step_factor,
-    ) = month_constants(region, season, ppa_price, gpu, fire_sale_keep, first_moy, horizon)
     n_regions = region.shape[0]
     unhedged = np.empty(n_regions)
     spike_p0 = np.empty(n_regions)
     for r in range(n_regions):
         unhedged[r] = 1.0 - region[r, R_PPA_SHARE]
         spike_p0[r] = math.exp(-region[r, R_SPIKE_MEAN])
-    no_series = np.zeros((0, 0, LANES))
-    return (
-        bin_map,
-        energy_base,
-        fixed_cost,
-        rent_trend,
-        resale_base,
-        resale_log_factor,
-        resale_factor,
-        unit_elasticity,
-        step_factor,
-        unhedged,
-        spike_p0,
-        no_series,
-    )
+    months = month_constants(region, season, ppa_price, gpu, fire_sale_keep, first_moy, horizon)
+    # (numba builds a tuple with * as a list: heterogeneous items need +)
+    return (bin_map,) + months + (unhedged, spike_p0, np.zeros((0, 0, LANES)))  # noqa: RUF005
 
 
 @njit(cache=True)
@@ -159,37 +137,7 @@ def block_scratch(
     months_lanes = np.zeros((n_phases, LANES), dtype=np.int64)  # energization
     bits = np.zeros(LANES, dtype=np.int64)  # exp_lanes' 2^k
     return (
-        rng,
-        eps,
-        z,
-        scale,
-        demand,
-        x_ou,
-        y_spike,
-        charge,
-        log_charge,
-        cum,
-        spent,
-        curtailed,
-        n_curtailed,
-        event,
-        spikes,
-        chi,
-        xi,
-        own,
-        jumps,
-        squeeze,
-        switch,
-        copper,
-        gpu_regime,
-        y_gpu,
-        launch,
-        log_v,
-        value,
-        price,
-        uniform,
-        fixed,
-        bins,
-        months_lanes,
-        bits,
-    )
+        rng, eps, z, scale, demand, x_ou, y_spike, charge, log_charge, cum, spent, curtailed,
+        n_curtailed, event, spikes, chi, xi, own, jumps, squeeze, switch, copper, gpu_regime,
+        y_gpu, launch, log_v, value, price, uniform, fixed, bins, months_lanes, bits,
+    )  # fmt: skip
