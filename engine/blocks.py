@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from queue import SimpleQueue
 from typing import Any
 
 import numba
@@ -34,7 +35,13 @@ from engine.kernels.market_block import market_block
 from engine.kernels.market_scratch import block_constants, block_scratch
 from engine.kernels.markets import merge_markets
 
-__all__ = ["block_layout", "contract_statistics", "market_statistics", "run_blocks"]
+__all__ = [
+    "block_layout",
+    "block_threads",
+    "contract_statistics",
+    "market_statistics",
+    "run_blocks",
+]
 
 
 def block_layout(n_paths: int, n_blocks: int, group: int) -> tuple[int, int]:
@@ -62,20 +69,26 @@ def block_layout(n_paths: int, n_blocks: int, group: int) -> tuple[int, int]:
     return n_blocks, per_block
 
 
+def block_threads(n_blocks: int) -> int:
+    """Threads that run ``n_blocks`` blocks: ``numba.get_num_threads()``, at most one per block."""
+    return max(1, min(numba.get_num_threads(), n_blocks))
+
+
 def run_blocks(
     block: Callable[..., None],
     n_blocks: int,
     *args: Any,
-    own: list[tuple[Any, ...]] | None = None,
+    scratch: list[tuple[Any, ...]] | None = None,
 ) -> None:
-    """Call ``block(np.int64(b), *args, *own[b])`` for every block ``b``, on the run's threads.
+    """Call ``block(np.int64(b), *args, *scratch[k])`` for every block ``b``, on the run's threads.
 
-    The threads are ``numba.get_num_threads()`` of the calling thread (at most one
-    per block): the driver (engine/simulate.py) sets it from ``run.threads`` on the
-    thread that then runs the chunks, and a sweep's jobs are processes of their own.
-    numba keeps that number per thread, so a caller on another thread must call
-    ``numba.set_num_threads`` there first. Blocks are handed to the threads in
-    block order as they become free; which thread runs a block changes no result.
+    The threads are ``numba.get_num_threads()`` of the calling thread, at most one
+    per block (:func:`block_threads`): the driver (engine/simulate.py) sets it from
+    ``run.threads`` on the thread that then runs the chunks, and a sweep's jobs are
+    processes of their own. numba keeps that number per thread, so a caller on
+    another thread must call ``numba.set_num_threads`` there first. Blocks are
+    handed to the threads in block order as they become free; which thread runs a
+    block changes no result.
 
     Parameters
     ----------
@@ -86,29 +99,46 @@ def run_blocks(
         Blocks.
     *args
         The block function's other arguments, the same for every block.
-    own : list of tuple, optional
-        Arguments of each block's own (its scratch arrays), appended after
-        ``args``; none if not given.
+    scratch : list of tuple, optional
+        Scratch arguments, appended after ``args``: at least one tuple per thread.
+        A block borrows a tuple that no running block holds and returns it when it
+        ends, so that the next block on that thread reuses it (a block function
+        must therefore give the same results whatever its scratch holds on entry,
+        as it does for its own groups). None if not given.
 
     Raises
     ------
     ValueError
-        If ``block`` does not release the GIL (its threads would run one at a time).
+        If ``block`` does not release the GIL (its threads would run one at a
+        time), or if there are fewer scratch tuples than threads.
     Exception
         The error of the first block (in block order) found failed: blocks not yet
         started are dropped, those running finish first, nothing is merged.
     """
     if not getattr(block, "targetoptions", {}).get("nogil", False):
         raise ValueError(f"{block} must be compiled with nogil=True to run on threads")
-    per_block = own if own is not None else [()] * n_blocks
-    threads = min(numba.get_num_threads(), n_blocks)
-    if threads <= 1:
+    threads = block_threads(n_blocks)
+    sets = scratch if scratch is not None else [()] * threads
+    if len(sets) < threads:
+        raise ValueError(f"{len(sets)} scratch tuples for {threads} threads")
+    if threads == 1:
         for b in range(n_blocks):
-            block(np.int64(b), *args, *per_block[b])
+            block(np.int64(b), *args, *sets[0])
         return
+    free: SimpleQueue[tuple[Any, ...]] = SimpleQueue()
+    for k in range(threads):
+        free.put(sets[k])
+
+    def borrowing(b: int) -> None:
+        mine = free.get()  # one is free: each of the threads holds at most one
+        try:
+            block(np.int64(b), *args, *mine)
+        finally:
+            free.put(mine)
+
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ncrisk-block")
     try:
-        futures = [pool.submit(block, np.int64(b), *args, *per_block[b]) for b in range(n_blocks)]
+        futures = [pool.submit(borrowing, b) for b in range(n_blocks)]
         # a failed block stops the queue at once (not after the blocks before it);
         # its error is raised when the blocks already running have finished
         wait(futures, return_when=FIRST_EXCEPTION)
@@ -243,17 +273,18 @@ def market_statistics(
     keeping, full = factor_paths.shape[1] > 0, factor_paths.shape[0] > 0
     slots = np.zeros((n_blocks if keeping and not full else 0, factor_paths.shape[1], width, LANES))
     b_dem, b_fin = demand_blocks(n_blocks if demand_side else 0, dem_out, fin_outputs)
-    # the kernel allocates nothing (no reference counting, engine/kernels/market_scratch.py)
+    # the kernel allocates nothing (no reference counting, engine/kernels/market_scratch.py):
+    # its constants, and scratch for each thread (a block borrows one for its call)
     horizon = width - 1
     constants = block_constants(scalars, region, season, ppa_price, gpu, fire_sale_keep, center,
         bin_scale, unit, hist.shape[2], horizon)  # fmt: skip
     dims = (streams.shape[0], copula_factor.shape[0], region.shape[0], gpu.shape[0])
-    own = [
+    scratch = [
         (
             block_scratch(*dims, energization.shape[1], horizon),
             demand_scratch(horizon, dem_in, fin_inputs, b_dem),
         )
-        for _ in range(n_blocks)
+        for _ in range(block_threads(n_blocks))
     ]
     run_blocks(market_block, n_blocks, per_block, seed, path0, energization, switches, scalars,
         copula_factor, t_table, region, season, ppa_price, gpu, fire_sale_keep,
@@ -262,7 +293,7 @@ def market_statistics(
         phase_mw, phase_curtail_w, phase_scopes, region_phase_start, region_phase_index,
         b_hist, b_sums, b_squeeze, b_curtail, b_curtailed, b_site_hist, b_site_sums, trace,
         factor_paths, slots, demand_side, dem_in, fin_inputs, b_dem, b_fin, constants,
-        own=own)  # fmt: skip
+        scratch=scratch)  # fmt: skip
     if demand_side:
         merge_blocks(b_dem, b_fin, dem_out, fin_outputs)
     merge_markets(b_hist, b_sums, b_squeeze, b_curtail, b_curtailed, b_site_hist, b_site_sums,

@@ -1,6 +1,6 @@
 """Tell the user when a run compiles the kernels, and how long it took.
 
-The first run on a machine compiles every numba kernel (about 3-4 minutes on 2
+The first run on a machine compiles every numba kernel (about 3 minutes on 2
 cores, docs/architecture.md "Compilation time"); later runs load them from
 numba's on-disk cache in about a second. Without a word, the first run looks
 hung. :func:`watch_compilation` listens to numba's ``numba:compile`` event,
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 #: What the first compilation's log line says.
 NOTICE = (
     "compiling numba kernels for this machine (a first run compiles them all: about "
-    "3-4 minutes on 2 cores; later runs load them from numba's cache)"
+    "3 minutes on 2 cores; later runs load them from numba's cache)"
 )
 
 

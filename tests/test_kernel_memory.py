@@ -1,15 +1,18 @@
-"""The blocks' own arguments, and no array left behind by kernels that count no references.
+"""The blocks' scratch sets, and no array left behind by kernels that count no references.
 
 The market kernel's block function is compiled with ``_nrt=False`` (no
 reference counts, docs/architecture.md): it only borrows arrays that the Python
-side allocates for it (``run_blocks(..., own=...)``). numba's own allocation
-statistics tell whether every array a run's kernels allocate is freed again.
+side allocates for it, one scratch set per thread (``run_blocks(..., scratch=...)``).
+numba's own allocation statistics tell whether every array a run's kernels
+allocate is freed again.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
+import threading
+import time
 
 import numba
 import numpy as np
@@ -24,21 +27,57 @@ from engine.scenario import load_book
 
 
 @numba.njit(nogil=True)
-def _copy_own(b: int, out: np.ndarray, mine: np.ndarray) -> None:
+def _mark(b: int, out: np.ndarray, mine: np.ndarray) -> None:
     out[b] = mine[0]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_each_block_gets_its_own_arguments(threads: int) -> None:
+def test_every_block_runs_with_one_of_the_scratch_sets(threads: int) -> None:
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
     previous = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
     try:
-        out = np.zeros(7)
-        own = [(np.array([10.0 * b]),) for b in range(7)]
-        engine.blocks.run_blocks(_copy_own, 7, out, own=own)
+        out = np.full(9, -1.0)
+        sets = [(np.array([float(k)]),) for k in range(threads)]
+        engine.blocks.run_blocks(_mark, 9, out, scratch=sets)
+        with pytest.raises(ValueError, match="scratch tuples"):
+            engine.blocks.run_blocks(_mark, 9, out, scratch=sets[:-1])
     finally:
         numba.set_num_threads(previous)
-    assert out.tolist() == [10.0 * b for b in range(7)]
+    assert set(out.tolist()) <= set(range(threads)) and -1.0 not in out.tolist()
+
+
+class _Borrowing:
+    """A stand-in block function that records which scratch set each running block holds."""
+
+    def __init__(self) -> None:
+        self.targetoptions = {"nogil": True}
+        self.lock = threading.Lock()
+        self.held: set[str] = set()
+        self.clashes = 0
+        self.blocks: list[int] = []
+
+    def __call__(self, b: np.int64, tag: str) -> None:
+        with self.lock:
+            self.clashes += tag in self.held
+            self.held.add(tag)
+            self.blocks.append(int(b))
+        time.sleep(0.02 * (1 + int(b) % 3))
+        with self.lock:
+            self.held.discard(tag)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
+def test_no_two_running_blocks_share_a_scratch_set() -> None:
+    blocks = _Borrowing()
+    previous = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        engine.blocks.run_blocks(blocks, 12, scratch=[("a",), ("b",)])
+    finally:
+        numba.set_num_threads(previous)
+    assert sorted(blocks.blocks) == list(range(12))
+    assert blocks.clashes == 0
 
 
 def test_the_market_block_counts_no_references() -> None:

@@ -91,10 +91,12 @@ def merge_blocks(b_dem: tuple, b_fin: tuple, outputs: tuple, fin_outputs: tuple)
 def demand_scratch(horizon: int, inputs: tuple, fin_inputs: tuple, b_dem: tuple) -> tuple:
     """Allocate a block's scratch arrays for :func:`engine.kernels.demand_kernel.demand_group`.
 
-    Allocated once per block, by the block function (when the blocks ran in a
-    ``prange`` loop, numba's parfor pass mishandled scratch arrays allocated in
-    its body directly and written through views). Group buffers keep the lanes
-    innermost.
+    Allocated by the Python side, one set per thread, which the market kernel's
+    blocks borrow in turn (engine/blocks.py ``market_statistics``: that kernel
+    allocates nothing), and by the demand kernel alone once per block
+    (``contract_block``). When the blocks ran in a ``prange`` loop, numba's
+    parfor pass mishandled scratch arrays allocated in its body directly and
+    written through views. Group buffers keep the lanes innermost.
 
     Parameters
     ----------

@@ -3,12 +3,12 @@
 The market kernel's block function (engine/kernels/market_block.py
 ``market_block``) runs without numba's reference counting (``_nrt=False``): an
 array it passes to an inlined helper, or a view it takes, would otherwise cost
-an atomic increment and decrement per month and group (about 266 per group and
-month in the default book, docs/architecture.md). Such a function cannot
-allocate, so everything it needs is allocated here, by plain functions that the
-Python side (engine/blocks.py ``market_statistics``) calls once per chunk
-(:func:`block_constants`) and once per block (:func:`block_scratch`), and the
-arrays live as long as that call.
+an atomic increment and decrement (in the default book about 266 such calls per
+group and month, docs/architecture.md). Such a function cannot allocate, so
+everything it needs is allocated here, by plain functions that the Python side
+(engine/blocks.py ``market_statistics``) calls once per chunk: the constants
+(:func:`block_constants`) and one scratch set per thread (:func:`block_scratch`),
+which the blocks borrow in turn; the arrays live as long as that call.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from engine.market_layout import R_PPA_SHARE, R_SPIKE_MEAN, S_FIRST_MOY
 __all__ = ["block_constants", "block_scratch"]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def block_constants(
     scalars: np.ndarray,
     region: np.ndarray,
