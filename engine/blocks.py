@@ -287,8 +287,7 @@ def market_statistics(
         for _ in range(block_threads(n_blocks))
     ]
     run_blocks(market_block, n_blocks, per_block, seed, path0, energization, switches, scalars,
-        copula_factor, t_table, region, season, ppa_price, gpu, fire_sale_keep,
-        regime_transition, regime_offset, streams, center, bin_scale, unit, report,
+        copula_factor, t_table, region, gpu, regime_transition, regime_offset, streams, report,
         site_region, site_pue, site_operator, site_phase_start, site_phase_end, site_center,
         phase_mw, phase_curtail_w, phase_scopes, region_phase_start, region_phase_index,
         b_hist, b_sums, b_squeeze, b_curtail, b_curtailed, b_site_hist, b_site_sums, trace,

@@ -8,8 +8,11 @@ the two-sided tail of the same number of sigmas.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import numba
 import numpy as np
 from scipy import stats
 
@@ -162,6 +165,17 @@ def energization_months(times: np.ndarray, horizon: int) -> np.ndarray:
     """Energization month of each path and phase: ceil(E), at least 1; T + 1 if not by T."""
     months = np.maximum(1.0, np.ceil(np.where(times <= horizon, times, horizon + 1)))
     return months.astype(np.int64)
+
+
+@contextmanager
+def numba_threads(n: int) -> Iterator[None]:
+    """Run the ``with`` block with ``n`` numba threads (at most the machine's), then restore."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def assert_within(estimate: float, expected: float, se: float, what: str) -> None:

@@ -9,7 +9,6 @@ allocate is freed again.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import threading
 import time
@@ -17,6 +16,7 @@ import time
 import numba
 import numpy as np
 import pytest
+from conftest import numba_threads
 from numba.core.runtime import _nrt_python, rtsys
 
 import engine.blocks
@@ -34,16 +34,12 @@ def _mark(b: int, out: np.ndarray, mine: np.ndarray) -> None:
 @pytest.mark.parametrize("threads", [1, 2])
 def test_every_block_runs_with_one_of_the_scratch_sets(threads: int) -> None:
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        out = np.full(9, -1.0)
-        sets = [(np.array([float(k)]),) for k in range(threads)]
+    out = np.full(9, -1.0)
+    sets = [(np.array([float(k)]),) for k in range(threads)]
+    with numba_threads(threads):
         engine.blocks.run_blocks(_mark, 9, out, scratch=sets)
         with pytest.raises(ValueError, match="scratch tuples"):
             engine.blocks.run_blocks(_mark, 9, out, scratch=sets[:-1])
-    finally:
-        numba.set_num_threads(previous)
     assert set(out.tolist()) <= set(range(threads)) and -1.0 not in out.tolist()
 
 
@@ -70,12 +66,8 @@ class _Borrowing:
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
 def test_no_two_running_blocks_share_a_scratch_set() -> None:
     blocks = _Borrowing()
-    previous = numba.get_num_threads()
-    numba.set_num_threads(2)
-    try:
+    with numba_threads(2):
         engine.blocks.run_blocks(blocks, 12, scratch=[("a",), ("b",)])
-    finally:
-        numba.set_num_threads(previous)
     assert sorted(blocks.blocks) == list(range(12))
     assert blocks.clashes == 0
 
@@ -94,7 +86,7 @@ def test_a_run_frees_every_array_its_kernels_allocate() -> None:
         for _ in range(2):
             gc.collect()
             before = rtsys.get_allocation_stats()
-            result = compute_tables(book, dataclasses.replace(s), threads=2)
+            result = compute_tables(book, s, threads=2)
             del result
             gc.collect()
             after = rtsys.get_allocation_stats()

@@ -11,6 +11,7 @@ import numba
 import numpy as np
 import polars as pl
 import pytest
+from conftest import numba_threads
 from polars.testing import assert_frame_equal
 
 import engine.blocks
@@ -137,13 +138,8 @@ class _FailingBlocks:
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
 def test_a_failed_block_stops_the_blocks_not_started() -> None:
     blocks = _FailingBlocks()
-    previous = numba.get_num_threads()
-    numba.set_num_threads(2)
-    try:
-        with pytest.raises(RuntimeError, match="block 1 failed"):
-            engine.blocks.run_blocks(blocks, 12)
-    finally:
-        numba.set_num_threads(previous)
+    with numba_threads(2), pytest.raises(RuntimeError, match="block 1 failed"):
+        engine.blocks.run_blocks(blocks, 12)
     # block 2 may start as block 1 fails; waiting for block 0's result first (as run_blocks
     # did before) starts blocks 2 to 4 or 5 meanwhile
     assert {0, 1} <= blocks.started <= {0, 1, 2, 3}
