@@ -218,7 +218,7 @@ def finance_lanes(
                 maturity = fac_state[SF_MATURITY][f, lane]
                 out = fac_state[SF_OUT][f, lane] + draw
                 interest = out * rate / 12.0
-                due = t >= amort_start and t <= maturity
+                due = (t >= amort_start) & (t <= maturity)
                 left = max(out - fac_state[SF_BALLOON][f, lane], 0.0)
                 scheduled = left / (maturity - t + 1.0) if due else 0.0
                 fac_state[SF_OUT][f, lane] = out - scheduled
@@ -227,18 +227,23 @@ def finance_lanes(
                 drawn_now[o, lane] += g_draw[t, f, lane]
         # 2., 4. EBITDA and cash of operators not in default
         for o in range(n_ops):
+            # (values loaded before the selects: a load under a condition is a
+            # masked move on AVX2)
             for lane in range(LANES):
                 alive = op_state[S_DEFAULT][o, lane] >= t
-                e = g_ebitda[t, o, lane] if alive else 0.0
-                d = service[o, lane] if alive else 0.0
+                ebitda, due = g_ebitda[t, o, lane], service[o, lane]
+                e = ebitda if alive else 0.0
+                d = due if alive else 0.0
                 flow = e + g_other[t, o, lane] + drawn_now[o, lane] - d
                 op_state[S_CASH][o, lane] += flow if alive else 0.0
             # running sums in their own arrays (no read of month t - 1: vectorises)
             for lane in range(LANES):
-                sum_e[o, lane] += g_ebitda[t, o, lane] if op_state[S_DEFAULT][o, lane] >= t else 0.0
+                ebitda = g_ebitda[t, o, lane]
+                sum_e[o, lane] += ebitda if op_state[S_DEFAULT][o, lane] >= t else 0.0
                 cum_e[t, o, lane] = sum_e[o, lane]
             for lane in range(LANES):
-                sum_d[o, lane] += service[o, lane] if op_state[S_DEFAULT][o, lane] >= t else 0.0
+                due = service[o, lane]
+                sum_d[o, lane] += due if op_state[S_DEFAULT][o, lane] >= t else 0.0
                 cum_d[t, o, lane] = sum_d[o, lane]
             for lane in range(LANES):
                 breach_any[o, lane] = 0.0
@@ -258,22 +263,25 @@ def finance_lanes(
         for o in range(n_ops):
             limit = -ops[o, O_LIQUIDITY]
             w0 = max(t - int(ops[o, O_WINDOW]), 0)
-            for lane in range(LANES):  # selects, not branches: the loop vectorises
+            # selects of values all loaded, conditions joined with & (not `and`,
+            # which branches around the loads): the loops vectorise
+            for lane in range(LANES):
                 alive = op_state[S_DEFAULT][o, lane] >= t
                 fail = fails[o, lane]
-                dry = alive and op_state[S_CASH][o, lane] < limit and fail == 0.0
+                dry = alive & (op_state[S_CASH][o, lane] < limit) & (fail == 0.0)
                 fails[o, lane] = CAUSE_LIQUIDITY if dry else fail
                 first_breach = op_state[S_FIRST_BREACH][o, lane]
-                new_breach = alive and breach_any[o, lane] > 0.0 and first_breach > t
+                new_breach = alive & (breach_any[o, lane] > 0.0) & (first_breach > t)
                 op_state[S_FIRST_BREACH][o, lane] = t if new_breach else first_breach
             for lane in range(LANES):
                 alive = op_state[S_DEFAULT][o, lane] >= t
                 d_w = cum_d[t, o, lane] - cum_d[w0, o, lane]
-                has = alive and d_w > 0.0
-                dscr = (cum_e[t, o, lane] - cum_e[w0, o, lane]) / d_w if has else np.nan
+                ratio = (cum_e[t, o, lane] - cum_e[w0, o, lane]) / d_w
+                has = alive & (d_w > 0.0)
+                dscr = ratio if has else np.nan
                 dscr_now[o, lane] = dscr
                 low = op_state[S_MIN_DSCR][o, lane]
-                tested = has and tested_any[o, lane] > 0.0
+                tested = has & (tested_any[o, lane] > 0.0)
                 op_state[S_MIN_DSCR][o, lane] = min(low, dscr) if tested else low
             record_lanes_month(
                 b, o, t, op_state, g_ebitda, dscr_now, breach_any, fails, out_total,
@@ -281,7 +289,7 @@ def finance_lanes(
             )  # fmt: skip
             n_fail = 0
             for lane in range(LANES):
-                n_fail += 1 if op_state[S_DEFAULT][o, lane] >= t and fails[o, lane] > 0.0 else 0
+                n_fail += 1 if (op_state[S_DEFAULT][o, lane] >= t) & (fails[o, lane] > 0.0) else 0
             if n_fail == 0:
                 continue
             for lane in range(LANES):
@@ -349,6 +357,8 @@ def _test_facility(
     first_test, min_dscr = facilities[f, F_FIRST_TEST], facilities[f, F_MIN_DSCR]
     max_ltv, cure = facilities[f, F_MAX_LTV], facilities[f, F_CURE]
     maturing = 0
+    # every field loaded and every condition joined with & (`and` branches around
+    # loads, which AVX2 can only vectorise with masked moves): selects only
     for lane in range(LANES):
         out = fac_state[SF_OUT][f, lane]
         v = value[f, lane]
@@ -356,21 +366,22 @@ def _test_facility(
         e_w = cum_e[t, o, lane] - cum_e[w0, o, lane]
         d_w = cum_d[t, o, lane] - cum_d[w0, o, lane]
         alive = op_state[S_DEFAULT][o, lane] >= t
-        tested = alive and t >= first_test and out > 0.0
-        low = d_w > 0.0 and e_w < min_dscr * d_w
-        breach = tested and (low or ltv > max_ltv)
-        run = fac_state[SF_RUN][f, lane] + 1.0 if breach else 0.0
+        run_before = fac_state[SF_RUN][f, lane]
+        fail = fails[o, lane]
+        maturity = fac_state[SF_MATURITY][f, lane]
+        tested = alive & (t >= first_test) & (out > 0.0)
+        low = (d_w > 0.0) & (e_w < min_dscr * d_w)
+        breach = tested & (low | (ltv > max_ltv))
+        run = run_before + 1.0 if breach else 0.0
         fac_state[SF_RUN][f, lane] = run
         breach_any[o, lane] += 1.0 if breach else 0.0
         tested_any[o, lane] += 1.0 if tested else 0.0
         # causes of one month: refinancing before covenant before liquidity (max code)
-        fails[o, lane] = (
-            max(fails[o, lane], CAUSE_COVENANT) if alive and run >= cure else fails[o, lane]
-        )
+        fails[o, lane] = max(fail, CAUSE_COVENANT) if alive & (run >= cure) else fail
         out_total[o, lane] += out if alive else 0.0
         value_total[o, lane] += v if alive else 0.0
         value[f, lane] = ltv
-        maturing += 1 if alive and t == fac_state[SF_MATURITY][f, lane] and out > 1e-6 else 0
+        maturing += 1 if alive & (t == maturity) & (out > 1e-6) else 0
     if maturing == 0:
         return
     # refinancing of the balance left at maturity (rare: scalar)

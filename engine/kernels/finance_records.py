@@ -172,8 +172,9 @@ def record_lanes_month(
         d_bin = linear_bin(dscr, d_lo, d_scale, n_bins)
         fan_bins[o, V_DSCR, t, lane] = d_bin if has_dscr else np.int32(-1)
     for lane in range(LANES):
-        has_ltv = default_s[o, lane] >= t and out_total[o, lane] > 0.0
-        ltv = out_total[o, lane] / value_total[o, lane] if has_ltv else 0.0
+        has_ltv = (default_s[o, lane] >= t) & (out_total[o, lane] > 0.0)
+        ratio = out_total[o, lane] / value_total[o, lane]
+        ltv = ratio if has_ltv else 0.0
         r = np.floor(min(ltv, LTV_CAP) * PER_RATIO_UNIT + 0.5)
         fixed[3, lane] = (r if has_ltv else 0.0) + FIXED_MAGIC
         l_bin = linear_bin(ltv, 0.0, l_scale, n_bins)
@@ -184,10 +185,10 @@ def record_lanes_month(
         alive = default_s[o, lane] >= t
         n_alive += 1 if alive else 0
         n_dscr += 1 if dscr_now[o, lane] == dscr_now[o, lane] else 0
-        n_ltv += 1 if alive and out_total[o, lane] > 0.0 else 0
-        n_breach += 1 if alive and breach_any[o, lane] > 0.0 else 0
-        n_first += 1 if alive and first_s[o, lane] == t else 0
-        n_default += 1 if alive and fails[o, lane] > 0.0 else 0
+        n_ltv += 1 if alive & (out_total[o, lane] > 0.0) else 0
+        n_breach += 1 if alive & (breach_any[o, lane] > 0.0) else 0
+        n_first += 1 if alive & (first_s[o, lane] == t) else 0
+        n_default += 1 if alive & (fails[o, lane] > 0.0) else 0
     s_cash, out_c = fixed_sum(fixed_bits, 0, LANES)
     s_ebitda, out_e = fixed_sum(fixed_bits, 1, LANES)
     s_dscr, out_d = fixed_sum(fixed_bits, 2, LANES)
