@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
+from engine.kernels.contract_records import LOST_SHARES, scope_revenue
 from engine.kernels.finance_fields import (
     DSCR_CAP,
     FAN_BINS,
@@ -252,3 +253,30 @@ def test_exp_lanes_agrees_with_numpy_exp() -> None:
     exp_lanes(ends, out, bits, bits.view(np.float64))
     assert out[0] == 0.0 and out[1] == 0.0 and out[2] == np.inf and out[3] == np.inf
     assert np.isnan(out[4]) and out[5] == 1.0
+
+
+def test_revenue_records_equal_plain_conversion() -> None:
+    """``scope_revenue``: whole-dollar sums and bins as ``int64(v + 0.5)`` and clamped
+    truncation give them, also for negative months and beyond $2**51 (the fallback)."""
+    rng = np.random.default_rng(5)
+    n_scopes, width, n_bins = 2, 4, 64
+    for n_active, top_value in ((LANES, 1.0e9), (29, 1.0e9), (LANES, 4.0e15)):
+        revenue = rng.uniform(-0.05 * top_value, top_value, (n_scopes, 2, width, LANES))
+        caps = np.array([top_value / 2.0, 0.0, top_value, top_value])  # caps, then planned
+        rev_sums = np.zeros((1, n_scopes, 2, width), dtype=np.int64)
+        rev_bins = np.full((n_scopes, 2, width, LANES), -7, dtype=np.int32)
+        lost = np.zeros((1, n_scopes, len(LOST_SHARES)), dtype=np.int64)
+        scope_revenue(
+            0, n_active, revenue, 0, caps, rev_sums, rev_bins, n_bins, lost, np.zeros(LANES),
+            np.zeros((4, LANES)),
+        )  # fmt: skip
+        active = revenue[..., :n_active]
+        whole = (active + 0.5).astype(np.int64).sum(axis=-1)
+        assert np.array_equal(rev_sums[0, :, :, 1:], whole[:, :, 1:]), top_value
+        scale = np.array([n_bins / caps[0], 0.0])[:, None, None, None]
+        bins = np.clip(np.trunc(active * scale), 0, n_bins - 1).astype(np.int32)
+        assert np.array_equal(rev_bins[:, :, 1:, :n_active], bins[:, :, 1:])
+        realised = active[:, 0, 1:].sum(axis=1)
+        for j, share in enumerate(LOST_SHARES):
+            expected = (realised < (1.0 - share) * caps[2:, None]).sum(axis=1)
+            assert np.array_equal(lost[0, :, j], expected)

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from engine.kernels.factors import chi_square
-from engine.kernels.lanes import LANES
+from engine.kernels.lanes import FIXED_MAGIC, LANES, fixed_sum
 from engine.kernels.prefetch import COUNTS_PER_LINE, prefetch_row
 from engine.rng import next_normal
 
@@ -144,15 +144,24 @@ def scope_revenue(
     n_bins: int,
     lost_counts: np.ndarray,
     realised: np.ndarray,
+    fixed: np.ndarray,
 ) -> None:
     """Add a group's revenue by scope and month (with and without re-letting) and lost share.
 
     ``revenue`` is ``float64[O + 1, 2, T + 1, GROUP]`` (scopes: the total, then
     each operator); bins go to ``rev_bins[s, v, t, lane]``; ``lost_counts[b, s, j]``
     counts the paths whose revenue over the horizon is below
-    (1 - LOST_SHARES[j]) x planned. ``realised`` is ``float64[GROUP]`` scratch.
+    (1 - LOST_SHARES[j]) x planned. ``realised`` is ``float64[GROUP]`` and
+    ``fixed`` ``float64[rows, GROUP]`` scratch.
+
+    The month loop vectorises without a double to int64 conversion (AVX2 has
+    none): whole dollars are rounded as doubles and summed from the bits of
+    ``value + 1.5 x 2**52`` (:func:`engine.kernels.lanes.fixed_sum`), bins
+    converted through int32.
     """
     horizon = rev_sums.shape[3] - 1
+    fixed_bits = fixed.view(np.int64)
+    top = n_bins - 1.0
     for s in range(revenue.shape[0]):
         cap = caps[n_ctr + s]
         scale = n_bins / cap if cap > 0.0 else 0.0
@@ -160,13 +169,20 @@ def scope_revenue(
             realised[lane] = 0.0
         for v in range(2):
             for t in range(1, horizon + 1):
-                whole = 0
                 for lane in range(n_active):
                     value = revenue[s, v, t, lane]
-                    if v == 0:
-                        realised[lane] += value
-                    whole += np.int64(value + 0.5)
-                    rev_bins[s, v, t, lane] = min(max(int(value * scale), 0), n_bins - 1)
+                    fixed[0, lane] = np.trunc(value + 0.5) + FIXED_MAGIC
+                    x = value * scale
+                    x = x if x >= 0.0 else 0.0  # also nan
+                    rev_bins[s, v, t, lane] = np.int32(min(x, top))
+                if v == 0:
+                    for lane in range(n_active):
+                        realised[lane] += revenue[s, v, t, lane]
+                whole, outside = fixed_sum(fixed_bits, 0, n_active)
+                if outside > 0:  # $2**51 or more (or nan): through int64 conversions
+                    whole = np.int64(0)
+                    for lane in range(n_active):
+                        whole += np.int64(revenue[s, v, t, lane] + 0.5)
                 rev_sums[b, s, v, t] += whole
         planned = caps[n_ctr + revenue.shape[0] + s]
         for lane in range(n_active):

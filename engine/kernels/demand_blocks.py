@@ -200,12 +200,12 @@ def demand_scratch(horizon: int, inputs: tuple, fin_inputs: tuple, b_dem: tuple)
         raise ValueError("finance lane state: one array per field of finance_fields")
     fan_bins = np.full((n_ops, N_FAN, width, GROUP), -1, dtype=np.int32)
     demand = np.zeros((GROUP, width))  # the group's AI-demand factor, one row per path
-    fin_fixed = np.zeros((4, GROUP))  # a month's fixed-point finance records
+    fixed = np.zeros((4, GROUP))  # a month's fixed-point records (revenue, finance)
     lost = np.zeros(fin_inputs[0].shape[0])  # lenders' loss by operator on a path, $
     return (
         rng, default_month, scales, c_op, c_cust, c_value, g_tau, g_u, gpus, lane_f,
         lane_i, earned_out, relet_out, credit_out, state, revenue, cash, realised, backlog,
         hhi_l, top_l, rev_bins, conc_bins, g_ebitda, g_other, g_draw, g_value, g_crev, u_refi,
         g_mw, g_units, merchant, online, op_state, fac_state, impact, cum, tmp, fan_bins,
-        demand, fin_fixed, lost,
+        demand, fixed, lost,
     )  # fmt: skip

@@ -142,7 +142,7 @@ def demand_group(
     cash, realised, backlog, hhi_l, top_l, rev_bins, conc_bins, g_ebitda = scratch[16:24]
     g_other, g_draw, g_value, g_crev, u_refi, g_mw, g_units, merchant = scratch[24:32]
     online, op_state, fac_state, impact, cum, tmp, fan_bins, demand = scratch[32:40]
-    fin_fixed, lost = scratch[40:42]
+    fixed, lost = scratch[40:42]
     # transposed once per group: each path's draws then read a contiguous row
     for t in range(width):
         for lane in range(GROUP):
@@ -162,7 +162,7 @@ def demand_group(
     )  # fmt: skip
     scope_revenue(
         b, n_active, revenue, n_ctr, caps, b_rev_sums, rev_bins, b_rev_hist.shape[4],
-        b_lost_counts, realised,
+        b_lost_counts, realised, fixed,
     )  # fmt: skip
     concentration(
         b, n_active, c_op, c_cust, c_value, state, b_conc_sums, conc_bins,
@@ -178,7 +178,7 @@ def demand_group(
         finance_lanes(
             b, n_active, g_ebitda, g_other, g_draw, g_value, group_paths, g_months,
             u_refi, ops, f_phases, pair_fac, pair_gen, facilities, gens, keep, base_rate, fsc,
-            op_state, fac_state, impact, cum, tmp, month_sums, fan_bins, fac_sums, fin_fixed,
+            op_state, fac_state, impact, cum, tmp, month_sums, fan_bins, fac_sums, fixed,
         )  # fmt: skip
         record_group(
             b, n_active, horizon, op_state, fac_state, g_months, g_tau, g_crev, f_phases,
