@@ -248,8 +248,10 @@ def concentration(
                     term_end = state[L_TERM_END, c, lane]
                     end = term_end if t <= term_end else state[L_END, c, lane]
                     left = end - max(t, state[L_DELIVER, c, lane]) + 1
-                    live = t < state[L_FREED, c, lane] and left > 0
-                    value = per_month * left if live else 0.0
+                    live = (t < state[L_FREED, c, lane]) & (left > 0)
+                    # months through int32 (AVX2 converts no int64 to double), exact
+                    # where live (0 < left <= T)
+                    value = per_month * np.float64(np.int32(left)) if live else 0.0
                     backlog[k, lane] += value
                     total[lane] += value
             # shares customer by customer, across the lanes
