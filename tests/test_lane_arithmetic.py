@@ -1,12 +1,13 @@
 """Lane arithmetic: ``exp_lanes`` against NumPy's exp (within 2 ulp, and at the ends), and
 fixed-point records without float to int64 conversions: the same integers as converting.
 
-The market and finance records round each lane's value as a double and read the
+The market, revenue and finance records round each lane's value as a double and read the
 integer from the bits of ``y + 1.5 x 2**52`` (``engine.kernels.lanes.fixed_sum``),
 and convert bins through int32, so that their lane loops vectorise on AVX2. The
 reference here is the plain conversion, computed by NumPy: ``int64(v x unit +
-0.5)`` for the market sums, ``floor(x + 0.5)`` for the finance sums, and the
-clamped truncated bins; values beyond 2**51 units and nan take the fallback.
+0.5)`` for the market sums, ``int64(v + 0.5)`` for the revenue (whole dollars),
+``floor(x + 0.5)`` for the finance sums, and the clamped truncated bins; values
+beyond 2**51 units and nan take the fallback.
 A prefetch (``engine.kernels.prefetch``) changes no value, even past an array's end.
 """
 
