@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from engine.kernels.factors import chi_square
-from engine.kernels.lanes import FIXED_MAGIC, LANES, fixed_sum
+from engine.kernels.lanes import FIXED_MAGIC, LANES, fixed_total
 from engine.kernels.prefetch import COUNTS_PER_LINE, prefetch_row
 from engine.rng import next_normal
 
@@ -156,7 +156,7 @@ def scope_revenue(
 
     The month loop vectorises without a double to int64 conversion (AVX2 has
     none): whole dollars are rounded as doubles and summed from the bits of
-    ``value + 1.5 x 2**52`` (:func:`engine.kernels.lanes.fixed_sum`), bins
+    ``value + 1.5 x 2**52`` (:func:`engine.kernels.lanes.fixed_total`), bins
     converted through int32.
     """
     horizon = rev_sums.shape[3] - 1
@@ -178,12 +178,7 @@ def scope_revenue(
                 if v == 0:
                     for lane in range(n_active):
                         realised[lane] += revenue[s, v, t, lane]
-                whole, outside = fixed_sum(fixed_bits, 0, n_active)
-                if outside > 0:  # $2**51 or more (or nan): through int64 conversions
-                    whole = np.int64(0)
-                    for lane in range(n_active):
-                        whole += np.int64(revenue[s, v, t, lane] + 0.5)
-                rev_sums[b, s, v, t] += whole
+                rev_sums[b, s, v, t] += fixed_total(fixed_bits, 0, revenue[s, v, t], 1.0, n_active)
         planned = caps[n_ctr + revenue.shape[0] + s]
         for lane in range(n_active):
             for j in range(len(LOST_SHARES)):

@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["BLOCK_PATHS", "FIXED_MAGIC", "LANES", "exp_lanes", "fixed_sum"]
+__all__ = ["BLOCK_PATHS", "FIXED_MAGIC", "LANES", "exp_lanes", "fixed_sum", "fixed_total"]
 
 #: Paths advanced together: a multiple of the vector width, and long enough that
 #: LLVM vectorises the lane loops (at 8 they were left scalar).
@@ -124,3 +124,22 @@ def fixed_sum(fixed_bits: np.ndarray, row: int, n: int) -> tuple[np.int64, np.in
         total += y
         outside += 1 if y >= FIXED_LIMIT or y <= -FIXED_LIMIT else 0
     return total, outside
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def fixed_total(
+    fixed_bits: np.ndarray, row: int, value: np.ndarray, unit: float, n: int
+) -> np.int64:
+    """Sum of ``int64(value[lane] x unit + 0.5)`` over lanes ``0 .. n - 1``.
+
+    Read from row ``row`` of the fixed-point records (:func:`fixed_sum`), which
+    must hold ``trunc(value x unit + 0.5) + FIXED_MAGIC``; when a lane is beyond
+    2**51 units (or nan) the sum is made again through int64 conversions, so
+    that it is always the plain conversion's.
+    """
+    total, outside = fixed_sum(fixed_bits, row, n)
+    if outside > 0:
+        total = np.int64(0)
+        for lane in range(n):
+            total += np.int64(value[lane] * unit + 0.5)
+    return total

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from engine.kernels.lanes import FIXED_MAGIC, LANES, fixed_sum
+from engine.kernels.lanes import FIXED_MAGIC, LANES, fixed_total
 from engine.market_layout import SITE_HALF_WIDTH
 
 __all__ = [
@@ -78,7 +78,7 @@ def record_lanes(
     lane_scratch : tuple
         ``int64[1, LANES]`` (the lanes' bins), ``float64[1, LANES]`` (their
         fixed-point values + ``FIXED_MAGIC``) and its ``int64`` view
-        (:func:`engine.kernels.lanes.fixed_sum`).
+        (:func:`engine.kernels.lanes.fixed_total`).
     """
     if row < 0:
         return
@@ -92,12 +92,7 @@ def record_lanes(
         fixed[0, lane] = np.trunc(value[lane] * unit + 0.5) + FIXED_MAGIC
     for lane in range(n_active):
         hist[b, t, row, scratch[0, lane]] += 1
-    total, outside = fixed_sum(fixed_bits, 0, n_active)
-    if outside > 0:  # a value beyond 2**51 units (or nan): through int64 conversions
-        total = np.int64(0)
-        for lane in range(n_active):
-            total += np.int64(value[lane] * unit + 0.5)
-    sums[b, t, row] += total
+    sums[b, t, row] += fixed_total(fixed_bits, 0, value, unit, n_active)
 
 
 @njit(cache=True, inline="always")
